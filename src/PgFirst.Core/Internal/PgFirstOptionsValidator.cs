@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Options;
+
+namespace PgFirst.Core.Internal;
+
+internal sealed class PgFirstOptionsValidator : IValidateOptions<PgFirstOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PgFirstOptions options)
+    {
+        var failures = new List<string>();
+        if (!PgIdentifier.IsValidSchemaName(options.SchemaName))
+        {
+            failures.Add($"PgFirst:SchemaName '{options.SchemaName}' is not a valid schema name: it must match {PgIdentifier.SchemaNamePattern}.");
+        }
+
+        if (!PgTenantId.IsValid(options.DefaultTenantId))
+        {
+            failures.Add($"PgFirst:DefaultTenantId is not a valid tenant id: {PgTenantId.Rule}");
+        }
+
+        foreach (var module in Enum.GetValues<PgFirstModule>())
+        {
+            var backend = options.GetBackend(module);
+            if (!Enum.IsDefined(backend))
+            {
+                failures.Add($"PgFirst: the backend of {module} ({(int)backend}) is neither PostgreSql nor Redis.");
+            }
+        }
+
+        var m = options.Maintenance;
+        if (m.Interval < TimeSpan.FromSeconds(1) || m.Interval > TimeSpan.FromDays(1))
+        {
+            failures.Add($"PgFirst:Maintenance:Interval {m.Interval} must be between 00:00:01 and 1.00:00:00.");
+        }
+
+        if (double.IsNaN(m.Jitter) || m.Jitter < 0 || m.Jitter > 1)
+        {
+            failures.Add($"PgFirst:Maintenance:Jitter {m.Jitter} must be between 0 and 1.");
+        }
+
+        if (m.BatchSize is < 1 or > 100_000)
+        {
+            failures.Add($"PgFirst:Maintenance:BatchSize {m.BatchSize} must be between 1 and 100000.");
+        }
+
+        if (m.MaxBatchesPerRun is < 1 or > 1000)
+        {
+            failures.Add($"PgFirst:Maintenance:MaxBatchesPerRun {m.MaxBatchesPerRun} must be between 1 and 1000.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,177 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PgFirst.Core;
+using PgFirst.Core.Internal;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>
+/// A builder for PgFirst's shared services; modules and the Redis package add to it.
+/// </summary>
+public interface IPgFirstBuilder
+{
+    /// <summary>Gets the service collection.</summary>
+    IServiceCollection Services { get; }
+}
+
+/// <summary>
+/// Extension methods that register PgFirst's shared services.
+/// </summary>
+public static class PgFirstServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the shared services of PgFirst: options, the schema installer (and its opt-in startup run), the
+    /// maintenance runner, the tenant context and <see cref="TimeProvider"/>. Safe to call more than once; each call
+    /// adds its configuration.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configure">Configures <see cref="PgFirstOptions"/>, or <see langword="null"/>.</param>
+    /// <returns>A builder for further PgFirst configuration.</returns>
+    public static IPgFirstBuilder AddPgFirst(this IServiceCollection services, Action<PgFirstOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var builder = AddCore(services);
+        if (configure is not null)
+        {
+            services.Configure(configure);
+        }
+
+        return builder;
+    }
+
+    /// <summary>
+    /// Registers the shared services of PgFirst with options bound from <paramref name="configuration"/>, usually the
+    /// <c>PgFirst</c> section.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configuration">The configuration section to bind <see cref="PgFirstOptions"/> from.</param>
+    /// <returns>A builder for further PgFirst configuration.</returns>
+    public static IPgFirstBuilder AddPgFirst(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        var builder = AddCore(services);
+        services.Configure<PgFirstOptions>(configuration);
+        return builder;
+    }
+
+    /// <summary>
+    /// Adds a module's schema scripts to those the installer applies and the health check expects.
+    /// </summary>
+    /// <param name="builder">The PgFirst builder.</param>
+    /// <param name="module">The module.</param>
+    /// <returns>The builder.</returns>
+    public static IPgFirstBuilder AddSchemaModule(this IPgFirstBuilder builder, PgSchemaModule module)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(module);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton(module));
+        return builder;
+    }
+
+    /// <summary>
+    /// Adds an expiry-cleanup task for the maintenance runner (and the task's module to the installer).
+    /// </summary>
+    /// <param name="builder">The PgFirst builder.</param>
+    /// <param name="task">The task.</param>
+    /// <returns>The builder.</returns>
+    public static IPgFirstBuilder AddMaintenanceTask(this IPgFirstBuilder builder, PgMaintenanceTask task)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(task);
+        builder.AddSchemaModule(task.Module);
+        if (!builder.Services.Any(d => d.ServiceType == typeof(PgMaintenanceTask) && ReferenceEquals(d.ImplementationInstance, task)))
+        {
+            builder.Services.AddSingleton(task);
+        }
+
+        return builder;
+    }
+
+    /// <summary>
+    /// Adds a health check that reports whether PostgreSQL answers and carries every PgFirst script the app needs.
+    /// </summary>
+    /// <param name="builder">The health checks builder.</param>
+    /// <param name="name">The check's name.</param>
+    /// <param name="failureStatus">The status reported on failure; <see langword="null"/> for unhealthy.</param>
+    /// <param name="tags">Tags, e.g. <c>ready</c>.</param>
+    /// <returns>The builder.</returns>
+    public static IHealthChecksBuilder AddPgFirstPostgres(
+        this IHealthChecksBuilder builder,
+        string name = "postgresql",
+        HealthStatus? failureStatus = null,
+        IEnumerable<string>? tags = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.Add(new HealthCheckRegistration(
+            name,
+            sp => new PgFirstPostgresHealthCheck(sp.GetRequiredService<PgSchemaInstaller>()),
+            failureStatus,
+            tags));
+    }
+
+    private static PgFirstBuilder AddCore(IServiceCollection services)
+    {
+        var builder = new PgFirstBuilder(services);
+        if (services.Any(d => d.ServiceType == typeof(PgFirstBuilder)))
+        {
+            return builder;
+        }
+
+        services.AddSingleton(builder);
+        services.AddOptions<PgFirstOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PgFirstOptions>, PgFirstOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ITenantContext, PgTenantContext>();
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<PgFirstOptions>>().Value;
+            return new PgSchemaInstaller(
+                sp.GetRequiredNpgsqlDataSource(options.DataSourceKey),
+                options.SchemaName,
+                sp.GetServices<PgSchemaModule>(),
+                sp.GetService<ILogger<PgSchemaInstaller>>());
+        });
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<PgFirstOptions>>().Value;
+            return new PgMaintenanceRunner(
+                sp.GetRequiredNpgsqlDataSource(options.DataSourceKey),
+                options,
+                sp.GetServices<PgMaintenanceTask>(),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetService<IMeterFactory>(),
+                sp.GetService<ILogger<PgMaintenanceRunner>>());
+        });
+
+        // Order matters: the schema is applied (StartingAsync) before the runner starts.
+        services.AddSingleton<IHostedService, PgFirstSchemaStartup>();
+        services.AddSingleton<IHostedService>(sp =>
+        {
+            // Resolve the runner (and so the data source) only when it has work: an app whose modules all run on
+            // Redis needs no PostgreSQL.
+            var options = sp.GetRequiredService<IOptions<PgFirstOptions>>().Value;
+            return options.Maintenance.Enabled && sp.GetServices<PgMaintenanceTask>().Any()
+                ? sp.GetRequiredService<PgMaintenanceRunner>()
+                : new IdleHostedService();
+        });
+        return builder;
+    }
+
+    private sealed class IdleHostedService : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    private sealed class PgFirstBuilder(IServiceCollection services) : IPgFirstBuilder
+    {
+        public IServiceCollection Services { get; } = services;
+    }
+}
