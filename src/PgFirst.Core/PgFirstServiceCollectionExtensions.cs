@@ -70,7 +70,12 @@ public static class PgFirstServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(module);
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton(module));
+        // One registration per module name: modules register themselves from several entry points.
+        if (!builder.Services.Any(d => d.ServiceType == typeof(PgSchemaModule) && d.ImplementationInstance is PgSchemaModule m && m.Name == module.Name))
+        {
+            builder.Services.AddSingleton(module);
+        }
+
         return builder;
     }
 

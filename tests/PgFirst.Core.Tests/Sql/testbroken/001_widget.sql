@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS {schema}.widget (id integer PRIMARY KEY);

@@ -1,0 +1,1 @@
+ALTER TABLE {schema}.item ADD COLUMN IF NOT EXISTS note text;

@@ -1,0 +1,48 @@
+using System.Text.Json;
+using Xunit;
+
+namespace PgFirst.Testing;
+
+/// <summary>
+/// Checks on the package graph, read from the test project's <c>.deps.json</c> (the resolved, transitive graph).
+/// </summary>
+public static class DependencyRules
+{
+    /// <summary>
+    /// Returns every package and project that <paramref name="project"/> depends on, transitively.
+    /// </summary>
+    public static IReadOnlySet<string> TransitiveDependencies(string project)
+    {
+        var depsFile = Directory.GetFiles(AppContext.BaseDirectory, "*.deps.json").Single(f => !f.EndsWith("testhost.deps.json", StringComparison.Ordinal));
+        using var document = JsonDocument.Parse(File.ReadAllText(depsFile));
+        var targets = document.RootElement.GetProperty("targets").EnumerateObject().First().Value;
+        var graph = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var library in targets.EnumerateObject())
+        {
+            var name = library.Name.Split('/')[0];
+            var dependencies = new List<string>();
+            if (library.Value.TryGetProperty("dependencies", out var deps))
+            {
+                dependencies.AddRange(deps.EnumerateObject().Select(d => d.Name));
+            }
+
+            graph[name] = dependencies;
+        }
+
+        Assert.True(graph.ContainsKey(project), $"{project} is not in {Path.GetFileName(depsFile)}.");
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var stack = new Stack<string>(graph[project]);
+        while (stack.TryPop(out var next))
+        {
+            if (seen.Add(next) && graph.TryGetValue(next, out var more))
+            {
+                foreach (var dependency in more)
+                {
+                    stack.Push(dependency);
+                }
+            }
+        }
+
+        return seen;
+    }
+}

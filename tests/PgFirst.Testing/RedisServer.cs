@@ -1,0 +1,81 @@
+using StackExchange.Redis;
+using Testcontainers.Redis;
+using Xunit;
+
+namespace PgFirst.Testing;
+
+/// <summary>
+/// One real Redis server per test assembly: the one <c>PGFIRST_TEST_REDIS</c> names, else a Testcontainers
+/// container when Docker is available. Without either, every test that needs it fails with a message saying how to
+/// provide one. Tests isolate themselves with <see cref="NewKeyPrefix"/>.
+/// </summary>
+public sealed class RedisServer : IAsyncLifetime
+{
+    private RedisContainer? _container;
+    private ConnectionMultiplexer? _connection;
+    private string? _configuration;
+    private Exception? _unavailable;
+
+    public string Configuration => _configuration ?? throw new InvalidOperationException(
+        "No Redis server for the tests. " + TestEnvironment.HowToProvideServers, _unavailable);
+
+    /// <summary>A shared connection for fixtures and assertions.</summary>
+    public IConnectionMultiplexer Connection => _connection ?? throw new InvalidOperationException(
+        "No Redis server for the tests. " + TestEnvironment.HowToProvideServers, _unavailable);
+
+    public async ValueTask InitializeAsync()
+    {
+        var configuration = Environment.GetEnvironmentVariable(TestEnvironment.RedisVariable);
+        try
+        {
+            if (string.IsNullOrWhiteSpace(configuration))
+            {
+                if (!TestEnvironment.DockerLooksAvailable())
+                {
+                    throw new InvalidOperationException($"{TestEnvironment.RedisVariable} is not set and no Docker engine was found.");
+                }
+
+                _container = new RedisBuilder("redis:7-alpine").Build();
+                await _container.StartAsync();
+                configuration = _container.GetConnectionString();
+            }
+
+            _connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+            await _connection.GetDatabase().PingAsync();
+            _configuration = configuration;
+        }
+        catch (Exception ex)
+        {
+            _unavailable = ex;
+        }
+    }
+
+    /// <summary>A key prefix no other test uses.</summary>
+    public static string NewKeyPrefix() => "t:" + Guid.NewGuid().ToString("N")[..20] + ":";
+
+    /// <summary>Deletes every key under <paramref name="prefix"/>.</summary>
+    public async Task DeleteKeysAsync(string prefix)
+    {
+        foreach (var endpoint in Connection.GetEndPoints())
+        {
+            var server = Connection.GetServer(endpoint);
+            await foreach (var key in server.KeysAsync(pattern: prefix + "*"))
+            {
+                await Connection.GetDatabase().KeyDeleteAsync(key);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync();
+        }
+
+        if (_container is not null)
+        {
+            await _container.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,24 @@
+namespace PgFirst.Testing;
+
+/// <summary>How the tests find their servers, and what to tell the developer when they cannot.</summary>
+public static class TestEnvironment
+{
+    public const string PostgresVariable = "PGFIRST_TEST_POSTGRES";
+    public const string RedisVariable = "PGFIRST_TEST_REDIS";
+
+    public const string HowToProvideServers =
+        "Run the tests with ./pgfirst test (it installs and starts private PostgreSQL 15+ and Redis 7 servers and sets " +
+        PostgresVariable + " / " + RedisVariable + "), set those variables yourself (an Npgsql connection string and a " +
+        "StackExchange.Redis host:port), or start a Docker engine so Testcontainers can run the servers.";
+
+    public static bool DockerLooksAvailable()
+    {
+        var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
+        if (!string.IsNullOrEmpty(host))
+        {
+            return true;
+        }
+
+        return File.Exists("/var/run/docker.sock");
+    }
+}
