@@ -1,5 +1,5 @@
 -- PgFirst core bookkeeping, version 1. Idempotent: safe to run on every deploy.
--- {schema} is replaced with the quoted schema name by the installer (or by hand: see sql/README.md).
+-- The schema token (brace-wrapped "schema") is replaced with the quoted schema name by the installer, or by hand: see sql/README.md.
 -- Applied before every module's scripts, in the same transaction, under the installer's advisory lock.
 
 CREATE SCHEMA IF NOT EXISTS {schema};

@@ -1,0 +1,81 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+using PgFirst.Core;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// One NpgsqlDataSource for the app and for PgFirst; ./pgfirst demo sets ConnectionStrings__Postgres.
+var postgres = builder.Configuration.GetConnectionString("Postgres");
+var printSchema = args.Contains("--print-schema");
+if (string.IsNullOrWhiteSpace(postgres))
+{
+    if (!printSchema)
+    {
+        throw new InvalidOperationException(
+            "ConnectionStrings:Postgres is not set. Run ./pgfirst demo (it starts PostgreSQL and sets it), or set " +
+            "ConnectionStrings__Postgres to an Npgsql connection string.");
+    }
+
+    postgres = "Host=unused"; // --print-schema renders SQL and never connects.
+}
+
+builder.Services.AddNpgsqlDataSource(postgres);
+
+// Backend per module comes from configuration: PgFirst__Backend=Redis, or PgFirst__CacheBackend=Redis, ...
+var pgFirst = builder.Services.AddPgFirst(builder.Configuration.GetSection("PgFirst"));
+var pgFirstOptions = builder.Configuration.GetSection("PgFirst").Get<PgFirstOptions>() ?? new PgFirstOptions();
+var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]);
+if (pgFirstOptions.UsesRedis)
+{
+    var redis = builder.Configuration.GetConnectionString("Redis");
+    pgFirst.AddRedis(o => o.Configuration = redis);
+    health.AddPgFirstRedis(tags: ["ready"]);
+}
+
+var app = builder.Build();
+
+if (printSchema)
+{
+    // ./pgfirst schema: the full, idempotent SQL for a DBA to review and apply by hand.
+    Console.Out.Write(app.Services.GetRequiredService<PgSchemaInstaller>().GenerateScript());
+    return;
+}
+
+app.MapGet("/", (Microsoft.Extensions.Options.IOptions<PgFirstOptions> options) =>
+{
+    var o = options.Value;
+    var rows = string.Concat(Enum.GetValues<PgFirstModule>().Select(m => $"<tr><td>{m}</td><td>{o.GetBackend(m)}</td></tr>"));
+    return Results.Content(
+        $"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>PgFirst demo</title></head>
+        <body>
+        <h1>PgFirst demo</h1>
+        <p>Schema <code>{o.SchemaName}</code>. Health: <a href="/health">/health</a>,
+        <a href="/health/live">/health/live</a>, <a href="/health/ready">/health/ready</a>.</p>
+        <table><thead><tr><th>Module</th><th>Backend</th></tr></thead><tbody>{rows}</tbody></table>
+        </body></html>
+        """,
+        "text/html");
+});
+
+app.MapHealthChecks("/health", new HealthCheckOptions { ResponseWriter = WriteHealthJson });
+app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealthJson });
+app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealthJson });
+
+await app.RunAsync();
+
+static Task WriteHealthJson(HttpContext context, HealthReport report)
+{
+    context.Response.ContentType = "application/json";
+    return context.Response.WriteAsync(JsonSerializer.Serialize(new
+    {
+        status = report.Status.ToString(),
+        checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+    }));
+}
+
+/// <summary>The demo app's entry point, visible to the integration tests.</summary>
+public partial class Program;

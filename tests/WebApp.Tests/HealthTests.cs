@@ -1,0 +1,81 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using PgFirst.Testing;
+
+namespace WebApp.Tests;
+
+public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresTest(postgres)
+{
+    private WebApplicationFactory<Program> CreateApp(string? backend = null, string? connectionString = null) =>
+        new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
+        {
+            web.UseSetting("ConnectionStrings:Postgres", connectionString ?? Server.ConnectionString);
+            web.UseSetting("ConnectionStrings:Redis", redis.Configuration);
+            web.UseSetting("PgFirst:SchemaName", Schema);
+            if (backend is not null)
+            {
+                web.UseSetting("PgFirst:Backend", backend);
+            }
+        });
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> GetJsonAsync(HttpClient client, string path)
+    {
+        var response = await client.GetAsync(path, CancellationToken);
+        var body = await response.Content.ReadAsStringAsync(CancellationToken);
+        return (response.StatusCode, JsonDocument.Parse(body).RootElement);
+    }
+
+    [Fact]
+    public async Task Health_PostgreSqlBackend_AppliesSchemaAtStartupAndReportsPostgreSqlHealthy()
+    {
+        await using var app = CreateApp();
+        using var client = app.CreateClient();
+
+        var (status, body) = await GetJsonAsync(client, "/health");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Healthy", body.GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("postgresql").GetProperty("status").GetString());
+        Assert.False(body.GetProperty("checks").TryGetProperty("redis", out _));
+        Assert.True(await RelationExistsAsync("schema_version"));
+    }
+
+    [Fact]
+    public async Task Health_RedisBackend_ReportsRedisToo()
+    {
+        await using var app = CreateApp(backend: "Redis");
+        using var client = app.CreateClient();
+
+        var (status, body) = await GetJsonAsync(client, "/health/ready");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("redis").GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("postgresql").GetProperty("status").GetString());
+        var home = await client.GetStringAsync("/", CancellationToken);
+        Assert.Contains("<td>Cache</td><td>Redis</td>", home, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Health_Live_RunsNoDependencyCheck()
+    {
+        await using var app = CreateApp();
+        using var client = app.CreateClient();
+
+        var (status, body) = await GetJsonAsync(client, "/health/live");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Empty(body.GetProperty("checks").EnumerateObject());
+    }
+
+    [Fact]
+    public async Task Startup_PostgreSqlDown_FailsWithAnErrorNamingTheServer()
+    {
+        await using var app = CreateApp(connectionString: "Host=127.0.0.1;Port=1;Username=x;Password=x;Timeout=2");
+
+        var error = Assert.ThrowsAny<Exception>(() => app.CreateClient());
+
+        Assert.Contains("Could not connect to PostgreSQL at 127.0.0.1:1", error.ToString(), StringComparison.Ordinal);
+    }
+}
