@@ -11,6 +11,8 @@ namespace PgFirst.Core.Tests;
 
 public class PgFirstHostingTests(PostgresServer server) : PostgresTest(server)
 {
+    private static readonly int DownPort = TestEnvironment.UnusedLoopbackPort();
+
     private IHost BuildHost(Dictionary<string, string?> settings, Action<IServiceCollection>? configure = null, bool withItems = true)
     {
         var builder = Host.CreateApplicationBuilder();
@@ -200,7 +202,7 @@ public class PgFirstHostingTests(PostgresServer server) : PostgresTest(server)
     [Fact]
     public async Task HealthCheck_DatabaseDown_IsUnhealthyWithTheReason()
     {
-        await using var nowhere = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=x;Password=x;Timeout=2");
+        await using var nowhere = NpgsqlDataSource.Create($"Host=127.0.0.1;Port={DownPort};Username=x;Password=x;Timeout=2");
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddSingleton(nowhere);
@@ -211,6 +213,6 @@ public class PgFirstHostingTests(PostgresServer server) : PostgresTest(server)
         var report = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync(CancellationToken);
 
         Assert.Equal(HealthStatus.Unhealthy, report.Status);
-        Assert.Contains("Could not connect to PostgreSQL at 127.0.0.1:1", report.Entries["postgresql"].Description, StringComparison.Ordinal);
+        Assert.Contains($"Could not connect to PostgreSQL at 127.0.0.1:{DownPort}", report.Entries["postgresql"].Description, StringComparison.Ordinal);
     }
 }

@@ -9,6 +9,8 @@ namespace PgFirst.Core.Tests;
 
 public class PgMaintenanceRunnerTests(PostgresServer server) : PostgresTest(server)
 {
+    private static readonly int DownPort = TestEnvironment.UnusedLoopbackPort();
+
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
 
     private PgFirstOptions Options(int batchSize = 1000, int maxBatches = 10)
@@ -145,7 +147,7 @@ public class PgMaintenanceRunnerTests(PostgresServer server) : PostgresTest(serv
     [Fact]
     public async Task RunOnceAsync_DatabaseDown_ReportsFailureWithoutThrowing()
     {
-        await using var nowhere = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=x;Password=x;Timeout=2");
+        await using var nowhere = NpgsqlDataSource.Create($"Host=127.0.0.1;Port={DownPort};Username=x;Password=x;Timeout=2");
 
         var failed = Assert.Single((await CreateRunner(Options(), nowhere).RunOnceAsync(CancellationToken)).Tasks);
 

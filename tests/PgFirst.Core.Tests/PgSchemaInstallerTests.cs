@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Npgsql;
@@ -118,7 +116,7 @@ public class PgSchemaInstallerTests(PostgresServer server) : PostgresTest(server
     [Fact]
     public async Task ApplyAsync_UnreachableServer_ThrowsErrorNamingTheServer()
     {
-        var port = UnusedPort();
+        var port = TestEnvironment.UnusedLoopbackPort();
         await using var nowhere = NpgsqlDataSource.Create($"Host=127.0.0.1;Port={port};Username=nobody;Password=x;Timeout=3");
         var installer = new PgSchemaInstaller(nowhere, Schema, [TestModules.Items]);
 
@@ -203,12 +201,5 @@ public class PgSchemaInstallerTests(PostgresServer server) : PostgresTest(server
         var second = script.IndexOf("-- sql/testmod/002_item_note.sql", StringComparison.Ordinal);
         Assert.True(core >= 0 && core < first && first < second, "scripts out of order");
         Assert.Contains($"CREATE TABLE IF NOT EXISTS \"{Schema}\".item", script, StringComparison.Ordinal);
-    }
-
-    private static int UnusedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -53,7 +51,7 @@ public class PgFirstRedisTests(RedisServer server) : IAsyncLifetime
     [Fact]
     public async Task HealthCheck_RedisDown_IsUnhealthyAndTheHostStillStarts()
     {
-        using var host = BuildHost(new() { ["PgFirst:Redis:Configuration"] = $"127.0.0.1:{UnusedPort()},connectTimeout=500,syncTimeout=500" });
+        using var host = BuildHost(new() { ["PgFirst:Redis:Configuration"] = $"127.0.0.1:{TestEnvironment.UnusedLoopbackPort()},connectTimeout=500,syncTimeout=500" });
         await host.StartAsync(CancellationToken);
 
         var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(CancellationToken);
@@ -93,10 +91,4 @@ public class PgFirstRedisTests(RedisServer server) : IAsyncLifetime
         await server.DeleteKeysAsync(other);
     }
 
-    private static int UnusedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

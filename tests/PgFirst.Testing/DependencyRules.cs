@@ -9,6 +9,23 @@ namespace PgFirst.Testing;
 public static class DependencyRules
 {
     /// <summary>
+    /// Asserts that a PostgreSQL package depends on Npgsql (and on PgFirst.Core unless it is the core) and, anywhere in
+    /// its transitive graph, on no Redis client: that lives in PgFirst.Redis alone.
+    /// </summary>
+    public static void AssertPostgreSqlPackage(string project)
+    {
+        var dependencies = TransitiveDependencies(project);
+
+        Assert.Contains("Npgsql", dependencies);
+        if (project != "PgFirst.Core")
+        {
+            Assert.Contains("PgFirst.Core", dependencies);
+        }
+
+        Assert.DoesNotContain(dependencies, d => d.Contains("Redis", StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>
     /// Returns every package and project that <paramref name="project"/> depends on, transitively.
     /// </summary>
     public static IReadOnlySet<string> TransitiveDependencies(string project)

@@ -11,6 +11,14 @@ public static class TestEnvironment
         PostgresVariable + " / " + RedisVariable + "), set those variables yourself (an Npgsql connection string and a " +
         "StackExchange.Redis host:port), or start a Docker engine so Testcontainers can run the servers.";
 
+    /// <summary>A loopback port nothing listens on (for "server down" tests).</summary>
+    public static int UnusedLoopbackPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     public static bool DockerLooksAvailable()
     {
         var host = Environment.GetEnvironmentVariable("DOCKER_HOST");

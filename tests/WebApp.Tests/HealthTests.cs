@@ -8,6 +8,8 @@ namespace WebApp.Tests;
 
 public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresTest(postgres)
 {
+    private static readonly int DownPort = TestEnvironment.UnusedLoopbackPort();
+
     private WebApplicationFactory<Program> CreateApp(string? backend = null, string? connectionString = null) =>
         new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
         {
@@ -72,10 +74,10 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
     [Fact]
     public async Task Startup_PostgreSqlDown_FailsWithAnErrorNamingTheServer()
     {
-        await using var app = CreateApp(connectionString: "Host=127.0.0.1;Port=1;Username=x;Password=x;Timeout=2");
+        await using var app = CreateApp(connectionString: $"Host=127.0.0.1;Port={DownPort};Username=x;Password=x;Timeout=2");
 
         var error = Assert.ThrowsAny<Exception>(() => app.CreateClient());
 
-        Assert.Contains("Could not connect to PostgreSQL at 127.0.0.1:1", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"Could not connect to PostgreSQL at 127.0.0.1:{DownPort}", error.ToString(), StringComparison.Ordinal);
     }
 }
