@@ -93,6 +93,28 @@ public sealed partial class PgSchemaModule
     }
 
     /// <summary>
+    /// Returns a copy of this module whose scripts replace each token of <paramref name="tokens"/> (e.g.
+    /// <c>{cache_persistence}</c>) with its value when rendered.
+    /// </summary>
+    /// <param name="tokens">The tokens and their values; each token must be written <c>{name}</c>.</param>
+    /// <returns>The module with tokens.</returns>
+    /// <exception cref="ArgumentException">A token is <c>{schema}</c> or not written in braces.</exception>
+    public PgSchemaModule WithTokens(IReadOnlyDictionary<string, string> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        foreach (var token in tokens.Keys)
+        {
+            if (token == "{schema}" || token.Length < 3 || token[0] != '{' || token[^1] != '}')
+            {
+                throw new ArgumentException($"'{token}' is not a valid token: write it in braces, and {{schema}} is reserved.", nameof(tokens));
+            }
+        }
+
+        var copy = new Dictionary<string, string>(tokens, StringComparer.Ordinal);
+        return new PgSchemaModule(Name, Scripts.Select(s => s.WithTokens(copy)).ToList());
+    }
+
+    /// <summary>
     /// Finds the script that creates <paramref name="objectName"/> (a table, view or function name, unqualified).
     /// </summary>
     /// <param name="objectName">The unqualified object name, e.g. <c>cache_entry</c>.</param>

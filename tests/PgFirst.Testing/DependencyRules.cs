@@ -30,7 +30,8 @@ public static class DependencyRules
     /// </summary>
     public static IReadOnlySet<string> TransitiveDependencies(string project)
     {
-        var depsFile = Directory.GetFiles(AppContext.BaseDirectory, "*.deps.json").Single(f => !f.EndsWith("testhost.deps.json", StringComparison.Ordinal));
+        // The test project of a package is named after it: PgCache -> PgCache.Tests.deps.json.
+        var depsFile = Path.Combine(AppContext.BaseDirectory, project + ".Tests.deps.json");
         using var document = JsonDocument.Parse(File.ReadAllText(depsFile));
         var targets = document.RootElement.GetProperty("targets").EnumerateObject().First().Value;
         var graph = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);

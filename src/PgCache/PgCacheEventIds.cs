@@ -1,0 +1,13 @@
+namespace PgCache;
+
+/// <summary>
+/// The stable event ids of PgCache log messages (range 1000–1999).
+/// </summary>
+public static class PgCacheEventIds
+{
+    /// <summary>A read failed with a transient error and was turned into a miss (fail-safe mode).</summary>
+    public const int FailSafeMiss = 1001;
+
+    /// <summary>An operation failed and its error was thrown.</summary>
+    public const int OperationFailed = 1002;
+}
