@@ -408,7 +408,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             : command.ExecuteReader(CommandBehavior.SingleRow);
         await using var readerScope = reader.ConfigureAwait(false);
         var found = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
-        return found ? reader.GetFieldValue<byte[]>(0) : null;
+        return found && !reader.IsDBNull(0) ? reader.GetFieldValue<byte[]>(0) : null;
     }
 
     // Streams the value straight into the caller's buffer: no intermediate byte[]. Returns the length, or null on a miss.
@@ -424,7 +424,8 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             ? await command.ExecuteReaderAsync(behavior, cancellationToken).ConfigureAwait(false)
             : command.ExecuteReader(behavior);
         await using var readerScope = reader.ConfigureAwait(false);
-        if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
+        if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read())
+            || (async ? await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) : reader.IsDBNull(0)))
         {
             return null;
         }
