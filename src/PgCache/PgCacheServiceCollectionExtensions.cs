@@ -94,9 +94,12 @@ public static class PgCacheServiceCollectionExtensions
         services.AddOptions<PgCacheOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PgCacheOptions>, PgCacheOptionsValidator>());
 
-        // The table's durability is a deployment choice, so the module is rendered from the options.
-        services.AddSingleton(sp => PgDistributedCache.SchemaModuleFor(sp.GetRequiredService<IOptions<PgCacheOptions>>().Value.Durability));
-        services.AddSingleton(PgDistributedCache.CleanupTask);
+        // The table's durability is a deployment choice, so the module is rendered from the options. Both the module
+        // and the cleanup task exist only when the cache runs on PostgreSQL (a Redis-only app needs no database).
+        services.AddSingleton(sp => OnPostgreSql(sp)
+            ? PgDistributedCache.SchemaModuleFor(sp.GetRequiredService<IOptions<PgCacheOptions>>().Value.Durability)
+            : null!);
+        services.AddSingleton(sp => OnPostgreSql(sp) ? PgDistributedCache.CleanupTask : null!);
 
         services.TryAddSingleton<IPgDistributedCache>(sp =>
         {
@@ -120,6 +123,9 @@ public static class PgCacheServiceCollectionExtensions
         services.Replace(ServiceDescriptor.Singleton<IDistributedCache>(sp => sp.GetRequiredService<IPgDistributedCache>()));
         services.Replace(ServiceDescriptor.Singleton<IBufferDistributedCache>(sp => sp.GetRequiredService<IPgDistributedCache>()));
     }
+
+    private static bool OnPostgreSql(IServiceProvider services) =>
+        services.GetRequiredService<IOptions<PgFirstOptions>>().Value.GetBackend(PgFirstModule.Cache) == PgFirstBackend.PostgreSql;
 
     private sealed class PgCacheBuilder(IServiceCollection services) : IPgCacheBuilder
     {

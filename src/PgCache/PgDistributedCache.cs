@@ -438,7 +438,17 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         {
             var memory = destination.GetMemory(remaining);
             var target = memory.Length > remaining ? memory[..remaining] : memory;
-            var read = async ? await stream.ReadAsync(target, cancellationToken).ConfigureAwait(false) : stream.Read(target.Span);
+            int read;
+            try
+            {
+                read = async ? await stream.ReadAsync(target, cancellationToken).ConfigureAwait(false) : stream.Read(target.Span);
+            }
+            catch (NpgsqlException ex) when (remaining < total)
+            {
+                // Part of the value is already in the caller's buffer, which cannot be taken back: never a fail-safe miss.
+                throw new PgCacheException($"PgCache get failed after part of the value was written to the buffer: {ex.Message}", ex) { Operation = "get" };
+            }
+
             if (read == 0)
             {
                 throw new EndOfStreamException("The cache value ended before its announced length.");

@@ -139,7 +139,7 @@ public static class PgFirstServiceCollectionExtensions
             return new PgSchemaInstaller(
                 sp.GetRequiredNpgsqlDataSource(options.DataSourceKey),
                 options.SchemaName,
-                sp.GetServices<PgSchemaModule>(),
+                ModulesInUse(sp),
                 sp.GetService<ILogger<PgSchemaInstaller>>());
         });
         services.TryAddSingleton(sp =>
@@ -148,7 +148,7 @@ public static class PgFirstServiceCollectionExtensions
             return new PgMaintenanceRunner(
                 sp.GetRequiredNpgsqlDataSource(options.DataSourceKey),
                 options,
-                sp.GetServices<PgMaintenanceTask>(),
+                TasksInUse(sp),
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetService<IMeterFactory>(),
                 sp.GetService<ILogger<PgMaintenanceRunner>>());
@@ -161,12 +161,19 @@ public static class PgFirstServiceCollectionExtensions
             // Resolve the runner (and so the data source) only when it has work: an app whose modules all run on
             // Redis needs no PostgreSQL.
             var options = sp.GetRequiredService<IOptions<PgFirstOptions>>().Value;
-            return options.Maintenance.Enabled && sp.GetServices<PgMaintenanceTask>().Any()
+            return options.Maintenance.Enabled && TasksInUse(sp).Any()
                 ? sp.GetRequiredService<PgMaintenanceRunner>()
                 : new IdleHostedService();
         });
         return builder;
     }
+
+    // A module registers its schema and cleanup task with a factory that yields null when the module runs on Redis.
+    private static IEnumerable<PgSchemaModule> ModulesInUse(IServiceProvider services) =>
+        services.GetServices<PgSchemaModule?>().OfType<PgSchemaModule>();
+
+    private static IEnumerable<PgMaintenanceTask> TasksInUse(IServiceProvider services) =>
+        services.GetServices<PgMaintenanceTask?>().OfType<PgMaintenanceTask>();
 
     private sealed class IdleHostedService : IHostedService
     {

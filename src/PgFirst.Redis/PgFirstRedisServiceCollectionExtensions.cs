@@ -1,7 +1,11 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using PgCache;
+using PgFirst.Core;
 using PgFirst.Redis;
 using PgFirst.Redis.Internal;
 using StackExchange.Redis;
@@ -15,7 +19,9 @@ public static class PgFirstRedisServiceCollectionExtensions
 {
     /// <summary>
     /// Registers one shared <see cref="IConnectionMultiplexer"/> (unless one is registered already) for the modules that
-    /// run on Redis. The connection is made on first use, not at registration.
+    /// run on Redis, and their Redis implementations as keyed services (<see cref="PgFirstBackend.Redis"/>) that the
+    /// modules pick when their backend is Redis: <see cref="RedisDistributedCache"/> for <c>AddPgCache</c>. The
+    /// connection is made on first use, not at registration.
     /// </summary>
     /// <param name="builder">The PgFirst builder.</param>
     /// <param name="configure">Configures <see cref="PgFirstRedisOptions"/>.</param>
@@ -77,6 +83,14 @@ public static class PgFirstRedisServiceCollectionExtensions
             configuration.AbortOnConnectFail = false;
             return ConnectionMultiplexer.Connect(configuration);
         });
+        services.TryAddKeyedSingleton<IPgDistributedCache>(PgFirstBackend.Redis, static (sp, _) => new RedisDistributedCache(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value,
+            sp.GetRequiredService<IOptions<PgCacheOptions>>().Value,
+            sp.GetRequiredService<ITenantContext>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<IMeterFactory>(),
+            sp.GetService<ILogger<RedisDistributedCache>>()));
         return builder;
     }
 }

@@ -45,6 +45,45 @@ public class PgCacheWiringTests(PostgresServer server) : PostgresTest(server)
     }
 
     [Fact]
+    public async Task AddPgCache_DatabaseDownWhenResolved_ResolvesThenRecoversWhenItComesBack()
+    {
+        await new PgSchemaInstaller(DataSource, Schema, [PgDistributedCache.SchemaModule]).ApplyAsync(CancellationToken);
+        var target = new Npgsql.NpgsqlConnectionStringBuilder(Server.ConnectionString);
+        await using var proxy = new TcpProxy(target.Host!, target.Port);
+        proxy.GoDown();
+        var services = new ServiceCollection();
+        services.AddSingleton(CreateDataSource(b =>
+        {
+            b.Host = "127.0.0.1";
+            b.Port = proxy.Port;
+            b.Timeout = 2;
+        }));
+        services.AddPgFirst(o => o.SchemaName = Schema);
+        services.AddPgCache();
+        await using var provider = services.BuildServiceProvider();
+
+        var cache = provider.GetRequiredService<IDistributedCache>();
+        await Assert.ThrowsAsync<PgCacheException>(() => cache.GetAsync("k", CancellationToken));
+
+        proxy.ComeBack();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await cache.SetAsync("k", [7], new DistributedCacheEntryOptions(), CancellationToken);
+                break;
+            }
+            catch (PgCacheException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, CancellationToken);
+            }
+        }
+
+        Assert.Equal([7], await cache.GetAsync("k", CancellationToken));
+    }
+
+    [Fact]
     public async Task AddPgCache_InvalidOptions_FailAtStartup()
     {
         var builder = Host.CreateApplicationBuilder();

@@ -1,0 +1,217 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace PgFirst.Redis.Internal;
+
+// The Lua scripts of the Redis cache: every operation is one script, so it is one round trip and atomic.
+//
+// Layout (see RedisCacheKeys): an entry is a HASH {prefix}c:{len}:{tenant}:{key} with the fields value, e (effective
+// expiry, unix ms on the app clock, -1 = never), s (sliding window ms, -1 = none), a (absolute expiry unix ms, -1 =
+// none) and t (its tags as "\0tag1\0tag2\0", or empty). Every tag of a tenant has a SET {prefix}t:{len}:{tenant}:{tag}
+// and every tenant an index SET {prefix}n:{len}:{tenant}; their members are the user keys.
+//
+// Expiry is decided by the "now" the caller passes (the injected TimeProvider), never by Redis's clock. Redis TTLs are
+// only a backstop that frees abandoned keys: an entry's TTL is its remaining lifetime plus a margin, and a set's TTL is
+// at least that of its longest-lived member, so a backstop never drops a live entry's membership.
+//
+// Every script takes ARGV[1] = entry prefix, ARGV[2] = tag-set prefix, ARGV[3] = tenant index key; the rest follows.
+internal static class RedisCacheScripts
+{
+    private const string Common = """
+        local entry_prefix, tag_prefix, index = ARGV[1], ARGV[2], ARGV[3]
+
+        local function ms(n)
+            return string.format('%.0f', n)
+        end
+
+        local function member_of(key)
+            return string.sub(key, #entry_prefix + 1)
+        end
+
+        local function each_tag(tags)
+            return string.gmatch(tags, '[^%z]+')
+        end
+
+        local function has_tag(tags, tag)
+            return string.find(tags, '\0' .. tag .. '\0', 1, true) ~= nil
+        end
+
+        local function track(set, member, ttl)
+            local existed = redis.call('EXISTS', set)
+            redis.call('SADD', set, member)
+            if ttl < 0 then
+                redis.call('PERSIST', set)
+            elseif existed == 0 then
+                redis.call('PEXPIRE', set, ms(ttl))
+            else
+                redis.call('PEXPIRE', set, ms(ttl), 'GT')
+            end
+        end
+
+        -- Members whose entry vanished by its backstop TTL (or no longer carries the tag) are dropped a few at a time
+        -- on every write, which keeps each set within a small factor of its live members.
+        local function prune(set, tag)
+            for _, m in ipairs(redis.call('SRANDMEMBER', set, 3)) do
+                local tags = redis.call('HGET', entry_prefix .. m, 't')
+                if not tags or (tag and not has_tag(tags, tag)) then
+                    redis.call('SREM', set, m)
+                end
+            end
+        end
+
+        local function drop(key)
+            local member = member_of(key)
+            for tag in each_tag(redis.call('HGET', key, 't') or '') do
+                redis.call('SREM', tag_prefix .. tag, member)
+            end
+            redis.call('SREM', index, member)
+            return redis.call('DEL', key)
+        end
+
+        local function slide(key, expires, now, margin, tags)
+            local ttl = expires - now + margin
+            redis.call('HSET', key, 'e', ms(expires))
+            redis.call('PEXPIRE', key, ms(ttl))
+            local member = member_of(key)
+            track(index, member, ttl)
+            for tag in each_tag(tags) do
+                track(tag_prefix .. tag, member, ttl)
+            end
+        end
+
+        """;
+
+    // KEYS: entries. ARGV[4] now, [5] refresh granularity ms, [6] backstop margin ms. Returns the values, false (nil)
+    // for missing or expired entries. A sliding entry is extended only when that moves its expiry by at least
+    // min(granularity, window / 10), never beyond its absolute expiry: the same rule as the PostgreSQL statement.
+    private const string ReadText = Common + """
+        local now, granularity, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+        local values = {}
+        for i, key in ipairs(KEYS) do
+            values[i] = false
+            local h = redis.call('HMGET', key, 'value', 'e', 's', 'a', 't')
+            if h[1] then
+                local e = tonumber(h[2])
+                if e == -1 or e > now then
+                    values[i] = h[1]
+                    local s = tonumber(h[3])
+                    if s ~= -1 then
+                        local a = tonumber(h[4])
+                        local n = now + s
+                        if a ~= -1 and a < n then
+                            n = a
+                        end
+                        if n - e >= math.min(granularity, s / 10) then
+                            slide(key, n, now, margin, h[5] or '')
+                        end
+                    end
+                end
+            end
+        end
+        return values
+        """;
+
+    // KEYS[1]: the entry. ARGV[4] now, [5] margin. Extends a live sliding entry unconditionally.
+    private const string RefreshText = Common + """
+        local now, margin = tonumber(ARGV[4]), tonumber(ARGV[5])
+        local h = redis.call('HMGET', KEYS[1], 'e', 's', 'a', 't')
+        if not h[1] then
+            return 0
+        end
+        local e, s, a = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+        if s == -1 or (e ~= -1 and e <= now) then
+            return 0
+        end
+        local n = now + s
+        if a ~= -1 and a < n then
+            n = a
+        end
+        slide(KEYS[1], n, now, margin, h[4] or '')
+        return 1
+        """;
+
+    // KEYS: entries. ARGV[4] now, [5] e, [6] s, [7] a, [8] margin, [9] tags field, [9 + i] the value of KEYS[i].
+    // Replaces every field and the old tags of each entry.
+    private const string SetText = Common + """
+        local now, expires, margin, tags = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[8]), ARGV[9]
+        local ttl = -1
+        if expires ~= -1 then
+            ttl = expires - now + margin
+        end
+        for i, key in ipairs(KEYS) do
+            local member = member_of(key)
+            for tag in each_tag(redis.call('HGET', key, 't') or '') do
+                redis.call('SREM', tag_prefix .. tag, member)
+            end
+            redis.call('DEL', key)
+            redis.call('HSET', key, 'value', ARGV[9 + i], 'e', ARGV[5], 's', ARGV[6], 'a', ARGV[7], 't', tags)
+            if ttl >= 0 then
+                redis.call('PEXPIRE', key, ms(ttl))
+            end
+            track(index, member, ttl)
+            prune(index, nil)
+            for tag in each_tag(tags) do
+                track(tag_prefix .. tag, member, ttl)
+                prune(tag_prefix .. tag, tag)
+            end
+        end
+        return #KEYS
+        """;
+
+    // KEYS: entries. Returns how many existed (expired ones included).
+    private const string RemoveText = Common + """
+        local removed = 0
+        for _, key in ipairs(KEYS) do
+            removed = removed + drop(key)
+        end
+        return removed
+        """;
+
+    // KEYS[1]: the tag set. ARGV[4] the tag. A member counts only if its entry still carries the tag: the entry may have
+    // vanished by its backstop TTL and been written again without it.
+    private const string RemoveByTagText = Common + """
+        local tag = ARGV[4]
+        local removed = 0
+        for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            local key = entry_prefix .. m
+            local tags = redis.call('HGET', key, 't')
+            if tags and has_tag(tags, tag) then
+                removed = removed + drop(key)
+            end
+        end
+        redis.call('DEL', KEYS[1])
+        return removed
+        """;
+
+    // KEYS[1]: the tenant index.
+    private const string RemoveTenantText = Common + """
+        local removed = 0
+        for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            removed = removed + drop(entry_prefix .. m)
+        end
+        redis.call('DEL', KEYS[1])
+        return removed
+        """;
+
+    public static RedisCacheScript Read { get; } = new(ReadText);
+
+    public static RedisCacheScript Refresh { get; } = new(RefreshText);
+
+    public static RedisCacheScript Set { get; } = new(SetText);
+
+    public static RedisCacheScript Remove { get; } = new(RemoveText);
+
+    public static RedisCacheScript RemoveByTag { get; } = new(RemoveByTagText);
+
+    public static RedisCacheScript RemoveTenant { get; } = new(RemoveTenantText);
+}
+
+// A script and its SHA-1, so the hot path sends EVALSHA and the text only after the server lost its script cache.
+internal sealed class RedisCacheScript(string text)
+{
+    public string Text { get; } = text;
+
+#pragma warning disable CA5350 // SHA-1 is how Redis names scripts (EVALSHA), not a security measure.
+    public byte[] Hash { get; } = SHA1.HashData(Encoding.UTF8.GetBytes(text));
+#pragma warning restore CA5350
+}
