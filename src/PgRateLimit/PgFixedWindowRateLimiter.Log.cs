@@ -1,0 +1,13 @@
+using Microsoft.Extensions.Logging;
+
+namespace PgRateLimit;
+
+public sealed partial class PgFixedWindowRateLimiter
+{
+    // Partition keys (users, IPs) are never logged.
+    [LoggerMessage(PgRateLimitEventIds.DegradedOpen, LogLevel.Warning, "Rate limit policy {Policy}: the store failed or timed out, request admitted (fail-open): {Reason}")]
+    private static partial void LogDegradedOpen(ILogger logger, Exception exception, string policy, string reason);
+
+    [LoggerMessage(PgRateLimitEventIds.DegradedClosed, LogLevel.Warning, "Rate limit policy {Policy}: the store failed or timed out, request rejected (fail-closed): {Reason}")]
+    private static partial void LogDegradedClosed(ILogger logger, Exception exception, string policy, string reason);
+}

@@ -1,0 +1,312 @@
+using System.Diagnostics;
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using PgRateLimit.Internal;
+
+namespace PgRateLimit;
+
+/// <summary>
+/// One partition of a distributed fixed-window policy: the count lives in the store (PostgreSQL or Redis), so every
+/// app instance shares it exactly.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The <see cref="RateLimiter"/> contract is kept: <see cref="RateLimiter.AttemptAcquire(int)"/> never does I/O (it
+/// answers from what this instance knows, or returns a failed lease so the caller goes on to
+/// <see cref="RateLimiter.AcquireAsync(int, CancellationToken)"/>, as the ASP.NET Core middleware does);
+/// <see cref="GetStatistics"/> is local; <see cref="IdleDuration"/> is honest, so idle partitions are evicted.
+/// </para>
+/// <para>
+/// Once the store says the window is exhausted, this instance rejects the partition's requests locally until the
+/// window ends, with no round trip. Rejections carry <see cref="MetadataName.RetryAfter"/>: the exact time to the
+/// window's end on the store's clock. Store errors and timeouts follow <see cref="PgFixedWindowRateLimiterOptions.FailureMode"/>.
+/// </para>
+/// </remarks>
+public sealed partial class PgFixedWindowRateLimiter : RateLimiter
+{
+    private static readonly RateLimitLease NeedsStore = new Lease(false, null, null);
+
+    private readonly IPgRateLimitStore _store;
+    private readonly string _policyName;
+    private readonly string _limiterId;
+    private readonly string _partitionKey;
+    private readonly PgFixedWindowRateLimiterOptions _options;
+    private readonly PgRateLimitMetrics _metrics;
+    private readonly bool _ownsMetrics;
+    private readonly ILogger _logger;
+
+    // What this instance last learned about the current window: when it ends (monotonic clock) and its count. Other
+    // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
+    private WindowState? _window;
+    private long _successful;
+    private long _failed;
+    private int _inFlight;
+    private long _lastUsed = Stopwatch.GetTimestamp();
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PgFixedWindowRateLimiter"/> class. Does no I/O.
+    /// </summary>
+    /// <param name="store">The store of the counters.</param>
+    /// <param name="policyName">The policy name.</param>
+    /// <param name="partitionKey">The partition this limiter decides for.</param>
+    /// <param name="options">The policy options.</param>
+    /// <param name="logger">The logger, or <see langword="null"/>.</param>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    public PgFixedWindowRateLimiter(
+        IPgRateLimitStore store,
+        string policyName,
+        string partitionKey,
+        PgFixedWindowRateLimiterOptions options,
+        ILogger<PgFixedWindowRateLimiter>? logger = null)
+        : this(store, policyName, partitionKey, options, null, logger)
+    {
+    }
+
+    internal PgFixedWindowRateLimiter(
+        IPgRateLimitStore store,
+        string policyName,
+        string partitionKey,
+        PgFixedWindowRateLimiterOptions options,
+        PgRateLimitMetrics? metrics,
+        ILogger? logger)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(partitionKey);
+        options.Validate(policyName);
+        _store = store;
+        _policyName = policyName;
+        _limiterId = options.LimiterId ?? policyName;
+        _partitionKey = PgRateLimitPartition.Normalize(partitionKey);
+        _options = options;
+        _ownsMetrics = metrics is null;
+        _metrics = metrics ?? new PgRateLimitMetrics(null);
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public override TimeSpan? IdleDuration =>
+        Volatile.Read(ref _inFlight) > 0 ? null : Stopwatch.GetElapsedTime(Volatile.Read(ref _lastUsed));
+
+    /// <inheritdoc />
+    public override RateLimiterStatistics? GetStatistics()
+    {
+        var known = CurrentWindow()?.Count ?? 0;
+        return new RateLimiterStatistics
+        {
+            CurrentAvailablePermits = Math.Max(0, _options.PermitLimit - known),
+            CurrentQueuedCount = 0,
+            TotalFailedLeases = Interlocked.Read(ref _failed),
+            TotalSuccessfulLeases = Interlocked.Read(ref _successful),
+        };
+    }
+
+    /// <inheritdoc />
+    protected override RateLimitLease AttemptAcquireCore(int permitCount)
+    {
+        ValidatePermits(permitCount);
+        Touch();
+
+        // No I/O here, ever: answer what is known locally, else let the caller go on to AcquireAsync.
+        if (WontFit(permitCount, out var remaining))
+        {
+            return Rejected(remaining, PgRateLimitMetadataReason.Exhausted);
+        }
+
+        return permitCount == 0 ? Acquired(CurrentWindow()?.Count ?? 0) : NeedsStore;
+    }
+
+    /// <inheritdoc />
+    protected override async ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
+    {
+        ValidatePermits(permitCount);
+        Touch();
+        if (WontFit(permitCount, out var remaining))
+        {
+            Interlocked.Increment(ref _failed);
+            _metrics.Decision(_policyName, "rejected_local");
+            _metrics.Saved(_policyName);
+            return Rejected(remaining, PgRateLimitMetadataReason.Exhausted);
+        }
+
+        if (permitCount == 0)
+        {
+            return Acquired(CurrentWindow()?.Count ?? 0);
+        }
+
+        Interlocked.Increment(ref _inFlight);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.Timeout);
+            PgRateLimitDecision decision;
+            try
+            {
+                decision = await _store.AcquireAsync(
+                    new PgRateLimitRequest(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
+                    timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || timeout.IsCancellationRequested)
+            {
+                return Degraded(ex);
+            }
+
+            _metrics.Duration(_policyName, started);
+            // The window's end is kept on our monotonic clock from the store's own "time left", so app-clock skew
+            // cannot matter.
+            Volatile.Write(ref _window, new WindowState(
+                Stopwatch.GetTimestamp() + (long)(decision.WindowRemaining.TotalSeconds * Stopwatch.Frequency),
+                decision.Count));
+
+            if (decision.Acquired)
+            {
+                Interlocked.Increment(ref _successful);
+                _metrics.Decision(_policyName, "acquired");
+                return Acquired(decision.Count, decision.WindowRemaining);
+            }
+
+            Interlocked.Increment(ref _failed);
+            _metrics.Decision(_policyName, "rejected");
+            return Rejected(decision.WindowRemaining, PgRateLimitMetadataReason.Exhausted);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+            Touch();
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && _ownsMetrics)
+        {
+            _metrics.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private Lease Degraded(Exception exception)
+    {
+        _metrics.Error(_policyName);
+        if (_options.FailureMode == PgRateLimitFailureMode.FailOpen)
+        {
+            LogDegradedOpen(_logger, exception, _policyName, exception.Message);
+            _metrics.Decision(_policyName, "degraded_open");
+            Interlocked.Increment(ref _successful);
+            return new Lease(true, null, null);
+        }
+
+        LogDegradedClosed(_logger, exception, _policyName, exception.Message);
+        _metrics.Decision(_policyName, "degraded_closed");
+        Interlocked.Increment(ref _failed);
+        return Rejected(TimeSpan.FromSeconds(1), PgRateLimitMetadataReason.StoreUnavailable);
+    }
+
+    private void ValidatePermits(int permitCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(permitCount);
+        if (permitCount > _options.PermitLimit)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(permitCount), permitCount, $"{permitCount} permits exceed the policy's PermitLimit of {_options.PermitLimit}.");
+        }
+    }
+
+    private WindowState? CurrentWindow()
+    {
+        var window = Volatile.Read(ref _window);
+        return window is not null && window.EndsAt > Stopwatch.GetTimestamp() ? window : null;
+    }
+
+    // True when the permits cannot fit in what is left of the current window as this instance knows it. When rejected
+    // requests count, a rejection is answered locally only once the window is full: before that, the store must count
+    // it, since it changes what later, smaller requests get.
+    private bool WontFit(int permitCount, out TimeSpan remaining)
+    {
+        var window = CurrentWindow();
+        var needed = _options.CountRejectedRequests ? 1 : Math.Max(permitCount, 1);
+        if (window is not null && window.Count + needed > _options.PermitLimit)
+        {
+            remaining = TimeSpan.FromSeconds((double)(window.EndsAt - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
+            return true;
+        }
+
+        remaining = TimeSpan.Zero;
+        return false;
+    }
+
+    private void Touch() => Volatile.Write(ref _lastUsed, Stopwatch.GetTimestamp());
+
+    private Lease Acquired(long count, TimeSpan? reset = null) =>
+        new(true, null, new Info(_policyName, _options.PermitLimit, Math.Max(0, _options.PermitLimit - count), _options.Window, reset));
+
+    private Lease Rejected(TimeSpan retryAfter, string reason) =>
+        new(false, retryAfter, new Info(_policyName, _options.PermitLimit, 0, _options.Window, retryAfter), reason);
+
+    private sealed record WindowState(long EndsAt, long Count);
+
+    private sealed record Info(string Policy, int Limit, long Remaining, TimeSpan Window, TimeSpan? Reset);
+
+    private sealed class Lease(bool isAcquired, TimeSpan? retryAfter, Info? info, string? reason = null) : RateLimitLease
+    {
+        public override bool IsAcquired { get; } = isAcquired;
+
+        public override IEnumerable<string> MetadataNames
+        {
+            get
+            {
+                if (retryAfter is not null)
+                {
+                    yield return MetadataName.RetryAfter.Name;
+                }
+
+                if (reason is not null)
+                {
+                    yield return MetadataName.ReasonPhrase.Name;
+                }
+
+                if (info is not null)
+                {
+                    yield return PgRateLimitMetadata.Policy.Name;
+                    yield return PgRateLimitMetadata.Limit.Name;
+                    yield return PgRateLimitMetadata.Remaining.Name;
+                    yield return PgRateLimitMetadata.Window.Name;
+                    if (info.Reset is not null)
+                    {
+                        yield return PgRateLimitMetadata.Reset.Name;
+                    }
+                }
+            }
+        }
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = metadataName switch
+            {
+                _ when metadataName == MetadataName.RetryAfter.Name => retryAfter,
+                _ when metadataName == MetadataName.ReasonPhrase.Name => reason,
+                _ when metadataName == PgRateLimitMetadata.Policy.Name => info?.Policy,
+                _ when metadataName == PgRateLimitMetadata.Limit.Name => info?.Limit,
+                _ when metadataName == PgRateLimitMetadata.Remaining.Name => info?.Remaining,
+                _ when metadataName == PgRateLimitMetadata.Window.Name => info?.Window,
+                _ when metadataName == PgRateLimitMetadata.Reset.Name => info?.Reset,
+                _ => null,
+            };
+            return metadata is not null;
+        }
+    }
+}
+
+internal static class PgRateLimitMetadataReason
+{
+    public const string Exhausted = "The rate limit window is exhausted.";
+    public const string StoreUnavailable = "The rate limit store is unavailable (fail-closed).";
+}

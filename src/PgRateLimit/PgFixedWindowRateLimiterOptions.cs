@@ -1,0 +1,108 @@
+using Microsoft.AspNetCore.Http;
+
+namespace PgRateLimit;
+
+/// <summary>
+/// What a limiter does when its store cannot be reached in time.
+/// </summary>
+public enum PgRateLimitFailureMode
+{
+    /// <summary>Admit the request (logged as event 3001 and counted). The default: an outage of the store does not become an outage of the app.</summary>
+    FailOpen = 0,
+
+    /// <summary>Reject the request (logged as event 3002 and counted), with a short <c>Retry-After</c>.</summary>
+    FailClosed = 1,
+}
+
+/// <summary>
+/// Configures one distributed fixed-window policy.
+/// </summary>
+public sealed class PgFixedWindowRateLimiterOptions
+{
+    /// <summary>
+    /// Gets or sets the permits each partition may take per window.
+    /// </summary>
+    /// <value>The default is 100. Must be at least 1.</value>
+    public int PermitLimit { get; set; } = 100;
+
+    /// <summary>
+    /// Gets or sets the window. Windows are aligned to the epoch on the store's clock, so every app instance agrees on
+    /// where one ends; a client can get up to twice the limit across a boundary, as with any fixed window.
+    /// </summary>
+    /// <value>The default is 1 minute. Must be between 1 second and 1 day, in whole milliseconds.</value>
+    public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Gets or sets a value indicating whether rejected requests count toward the window.
+    /// </summary>
+    /// <value>The default is <see langword="false"/>: a client that keeps trying is not punished beyond the window.</value>
+    public bool CountRejectedRequests { get; set; }
+
+    /// <summary>
+    /// Gets or sets how long one decision may wait for the store before the failure mode applies.
+    /// </summary>
+    /// <value>The default is 250 milliseconds. Must be between 1 millisecond and 30 seconds.</value>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Gets or sets what happens when the store fails or times out.
+    /// </summary>
+    /// <value>The default is <see cref="PgRateLimitFailureMode.FailOpen"/>.</value>
+    public PgRateLimitFailureMode FailureMode { get; set; } = PgRateLimitFailureMode.FailOpen;
+
+    /// <summary>
+    /// Gets or sets the partition of a request: whose permits it takes. See <see cref="PgRateLimitPartition"/>.
+    /// </summary>
+    /// <value>The default is <see cref="PgRateLimitPartition.ByUserOrIp"/>.</value>
+    public Func<HttpContext, string> PartitionKey { get; set; } = PgRateLimitPartition.ByUserOrIp;
+
+    /// <summary>
+    /// Gets or sets the identity of the counters in the store. Policies with different ids never share a counter.
+    /// </summary>
+    /// <value>The default is <see langword="null"/>: the policy name.</value>
+    public string? LimiterId { get; set; }
+
+    internal void Validate(string policyName)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(policyName))
+        {
+            failures.Add("the policy name must not be empty");
+        }
+
+        if (PermitLimit < 1)
+        {
+            failures.Add($"PermitLimit must be at least 1 (was {PermitLimit})");
+        }
+
+        if (Window < TimeSpan.FromSeconds(1) || Window > TimeSpan.FromDays(1) || Window.Ticks % TimeSpan.TicksPerMillisecond != 0)
+        {
+            failures.Add($"Window must be between 00:00:01 and 1.00:00:00 in whole milliseconds (was {Window})");
+        }
+
+        if (Timeout < TimeSpan.FromMilliseconds(1) || Timeout > TimeSpan.FromSeconds(30))
+        {
+            failures.Add($"Timeout must be between 1 ms and 30 s (was {Timeout})");
+        }
+
+        if (!Enum.IsDefined(FailureMode))
+        {
+            failures.Add($"FailureMode {(int)FailureMode} is neither FailOpen nor FailClosed");
+        }
+
+        if (PartitionKey is null)
+        {
+            failures.Add("PartitionKey must be set");
+        }
+
+        if (LimiterId is { } id && (id.Length == 0 || id.Length > 200))
+        {
+            failures.Add("LimiterId must be 1 to 200 characters when set");
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new ArgumentException($"Rate limit policy '{policyName}' is invalid: {string.Join("; ", failures)}.");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+using Npgsql;
+using NpgsqlTypes;
+using PgFirst.Core;
+
+namespace PgRateLimit;
+
+/// <summary>
+/// The PostgreSQL store of PgRateLimit: each decision is one prepared call of <c>{schema}.ratelimit_acquire</c>, one
+/// atomic <c>INSERT … ON CONFLICT DO UPDATE</c> on the database clock.
+/// </summary>
+public sealed class PostgresRateLimitStore : IPgRateLimitStore
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string _schemaName;
+    private readonly string _sql;
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PostgresRateLimitStore"/> class. Does no I/O.
+    /// </summary>
+    /// <param name="dataSource">The data source; not disposed by the store.</param>
+    /// <param name="schemaName">The PgFirst schema.</param>
+    public PostgresRateLimitStore(NpgsqlDataSource dataSource, string schemaName)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentException.ThrowIfNullOrEmpty(schemaName);
+        _dataSource = dataSource;
+        _schemaName = schemaName;
+        _sql = $"SELECT acquired, hits, retry_after FROM \"{schemaName.Replace("\"", "\"\"", StringComparison.Ordinal)}\".ratelimit_acquire($1, $2, $3, $4, $5, $6)";
+    }
+
+    /// <summary>Gets the schema module (<c>sql/pgratelimit</c>) with an UNLOGGED table.</summary>
+    public static PgSchemaModule SchemaModule { get; } = SchemaModuleFor(PgRateLimitDurability.Unlogged);
+
+    /// <summary>Gets the maintenance task that deletes counters of ended windows.</summary>
+    public static PgMaintenanceTask CleanupTask { get; } = new(SchemaModule, "ratelimit_delete_expired");
+
+    /// <summary>
+    /// Returns the schema module with the table durability rendered as chosen.
+    /// </summary>
+    /// <param name="durability">The durability of the counter table.</param>
+    /// <returns>The module.</returns>
+    public static PgSchemaModule SchemaModuleFor(PgRateLimitDurability durability) =>
+        PgSchemaModule.FromAssembly("pgratelimit", typeof(PostgresRateLimitStore).Assembly).WithTokens(new Dictionary<string, string>
+        {
+            ["{ratelimit_persistence}"] = durability switch
+            {
+                PgRateLimitDurability.Unlogged => "UNLOGGED",
+                PgRateLimitDurability.Logged => "",
+                _ => throw new ArgumentOutOfRangeException(nameof(durability), durability, "Unknown durability."),
+            },
+        });
+
+    /// <inheritdoc />
+    public async ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(_sql, connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.LimiterId, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.PartitionKey, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.Permits, NpgsqlDbType = NpgsqlDbType.Integer });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
+            command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
+            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            await using var readerScope = reader.ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                throw new InvalidOperationException("ratelimit_acquire returned no row.");
+            }
+
+            var count = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? 0 : reader.GetInt64(1);
+            var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
+            return new PgRateLimitDecision(reader.GetBoolean(0), count, remaining);
+        }
+        catch (PostgresException ex) when (PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+}

@@ -1,0 +1,262 @@
+using System.Threading.RateLimiting;
+using PgRateLimit;
+using Xunit;
+
+namespace PgFirst.Testing;
+
+/// <summary>
+/// The behaviour of <see cref="PgFixedWindowRateLimiter"/> on every store, run against PostgreSQL and Redis alike. Windows
+/// run on the store's clock, so short real windows are used where a window must end.
+/// </summary>
+public abstract class RateLimiterConformanceTests : IAsyncLifetime
+{
+    protected static CancellationToken CancellationToken => TestContext.Current.CancellationToken;
+
+    /// <summary>A fresh store on this test's isolated place; each call is another "app server" with its own connections.</summary>
+    protected abstract IPgRateLimitStore CreateStore();
+
+    /// <summary>A store that reaches its (real) server through <paramref name="proxy"/>.</summary>
+    protected abstract IPgRateLimitStore CreateStoreThrough(TcpProxy proxy);
+
+    /// <summary>The real server, for <see cref="TcpProxy"/>.</summary>
+    protected abstract (string Host, int Port) ServerEndpoint { get; }
+
+    /// <summary>The store's clock.</summary>
+    protected abstract Task<DateTimeOffset> StoreNowAsync();
+
+    public virtual ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public virtual ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+
+    private static PgFixedWindowRateLimiterOptions Policy(int limit, TimeSpan window, Action<PgFixedWindowRateLimiterOptions>? configure = null)
+    {
+        var options = new PgFixedWindowRateLimiterOptions { PermitLimit = limit, Window = window, Timeout = TimeSpan.FromSeconds(5) };
+        configure?.Invoke(options);
+        return options;
+    }
+
+    // A day-long window: a burst of a few seconds crosses its (UTC midnight) boundary about once in 20,000 runs.
+    private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+
+    [Fact]
+    public async Task FourInstancesThirtyTwoCallers_AdmitExactlyThePermitLimit()
+    {
+        var policy = Policy(50, Day);
+        var limiters = Enumerable.Range(0, 4).Select(_ => new PgFixedWindowRateLimiter(CreateStore(), "api", "user:hot", policy)).ToList();
+        var admitted = 0;
+        var rejected = 0;
+
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(caller => Task.Run(
+            async () =>
+            {
+                var limiter = limiters[caller % limiters.Count];
+                for (var i = 0; i < 10; i++)
+                {
+                    using var lease = await limiter.AcquireAsync(1, CancellationToken);
+                    Interlocked.Increment(ref lease.IsAcquired ? ref admitted : ref rejected);
+                }
+            },
+            CancellationToken)));
+
+        Assert.Equal(50, admitted);
+        Assert.Equal(270, rejected);
+    }
+
+    [Fact]
+    public async Task NextWindow_AdmitsAgain()
+    {
+        using var limiter = new PgFixedWindowRateLimiter(CreateStore(), "api", "k", Policy(2, TimeSpan.FromSeconds(1)));
+        using var first = await limiter.AcquireAsync(1, CancellationToken);
+        using var second = await limiter.AcquireAsync(1, CancellationToken);
+        using var third = await limiter.AcquireAsync(1, CancellationToken);
+        Assert.True(first.IsAcquired && second.IsAcquired);
+        Assert.False(third.IsAcquired);
+
+        Assert.True(third.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter));
+        await Task.Delay(retryAfter + TimeSpan.FromMilliseconds(50), CancellationToken);
+
+        using var next = await limiter.AcquireAsync(1, CancellationToken);
+        Assert.True(next.IsAcquired);
+    }
+
+    [Fact]
+    public async Task TwoPolicies_OnTheSameKey_NeverShareACounter()
+    {
+        var store = CreateStore();
+        using var a = new PgFixedWindowRateLimiter(store, "login", "ip:10.0.0.1", Policy(1, Day));
+        using var b = new PgFixedWindowRateLimiter(store, "api", "ip:10.0.0.1", Policy(1, Day));
+
+        Assert.True((await a.AcquireAsync(1, CancellationToken)).IsAcquired);
+        Assert.True((await b.AcquireAsync(1, CancellationToken)).IsAcquired);
+        Assert.False((await a.AcquireAsync(1, CancellationToken)).IsAcquired);
+        Assert.False((await b.AcquireAsync(1, CancellationToken)).IsAcquired);
+    }
+
+    [Fact]
+    public async Task WeightedPermits_CountByWeight_AndARejectedWeightLeavesRoomForSmallerOnes()
+    {
+        using var limiter = new PgFixedWindowRateLimiter(CreateStore(), "api", "k", Policy(10, Day));
+
+        Assert.True((await limiter.AcquireAsync(4, CancellationToken)).IsAcquired);
+        Assert.True((await limiter.AcquireAsync(4, CancellationToken)).IsAcquired);
+        Assert.False((await limiter.AcquireAsync(4, CancellationToken)).IsAcquired);
+        Assert.True((await limiter.AcquireAsync(2, CancellationToken)).IsAcquired);
+        Assert.False((await limiter.AcquireAsync(1, CancellationToken)).IsAcquired);
+        Assert.Equal(0, limiter.GetStatistics()!.CurrentAvailablePermits);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await limiter.AcquireAsync(11, CancellationToken));
+    }
+
+    [Fact]
+    public async Task CountRejectedRequests_MakesRejectionsCount()
+    {
+        var store = CreateStore();
+        using var counting = new PgFixedWindowRateLimiter(store, "strict", "k", Policy(3, Day, o => o.CountRejectedRequests = true));
+        using var other = new PgFixedWindowRateLimiter(store, "strict", "k", Policy(3, Day, o => o.CountRejectedRequests = true));
+
+        Assert.True((await counting.AcquireAsync(2, CancellationToken)).IsAcquired);
+        Assert.False((await counting.AcquireAsync(2, CancellationToken)).IsAcquired);
+
+        // The rejected 2 counted: another instance finds 4 of 3 used, so even 1 permit is refused.
+        Assert.False((await other.AcquireAsync(1, CancellationToken)).IsAcquired);
+    }
+
+    [Fact]
+    public async Task RetryAfter_IsTheTimeToTheWindowsEndOnTheStoreClock()
+    {
+        var window = TimeSpan.FromSeconds(10);
+        using var limiter = new PgFixedWindowRateLimiter(CreateStore(), "api", "k", Policy(1, window));
+        await limiter.AcquireAsync(1, CancellationToken);
+
+        var before = await StoreNowAsync();
+        using var rejected = await limiter.AcquireAsync(1, CancellationToken);
+        var after = await StoreNowAsync();
+
+        Assert.False(rejected.IsAcquired);
+        Assert.True(rejected.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter));
+        var windowMs = (long)window.TotalMilliseconds;
+        var end = DateTimeOffset.FromUnixTimeMilliseconds(((before.ToUnixTimeMilliseconds() / windowMs) + 1) * windowMs);
+        var tolerance = TimeSpan.FromMilliseconds(5);
+        Assert.InRange(retryAfter, end - after - tolerance, end - before + tolerance);
+    }
+
+    [Fact]
+    public async Task ExhaustedWindow_RejectsWithoutAnyRoundTrip()
+    {
+        var store = new CountingStore(CreateStore());
+        using var limiter = new PgFixedWindowRateLimiter(store, "api", "k", Policy(3, Day));
+        for (var i = 0; i < 4; i++)
+        {
+            await limiter.AcquireAsync(1, CancellationToken);
+        }
+
+        var calls = store.Calls;
+        for (var i = 0; i < 100; i++)
+        {
+            using var attempt = limiter.AttemptAcquire(1);
+            using var lease = await limiter.AcquireAsync(1, CancellationToken);
+            Assert.False(attempt.IsAcquired);
+            Assert.False(lease.IsAcquired);
+            Assert.True(lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero);
+        }
+
+        Assert.Equal(calls, store.Calls);
+        Assert.True(calls <= 4, $"{calls} round trips for 4 requests");
+    }
+
+    [Fact]
+    public async Task AttemptAcquireAndStatistics_NeverTouchTheStore()
+    {
+        var store = new CountingStore(CreateStore());
+        using var limiter = new PgFixedWindowRateLimiter(store, "api", "k", Policy(5, Day));
+
+        using var attempt = limiter.AttemptAcquire(1);
+        var statistics = limiter.GetStatistics()!;
+
+        Assert.False(attempt.IsAcquired);
+        Assert.Equal(0, store.Calls);
+        Assert.Equal(5, statistics.CurrentAvailablePermits);
+        Assert.Equal(0, statistics.CurrentQueuedCount);
+
+        await limiter.AcquireAsync(2, CancellationToken);
+        await limiter.AcquireAsync(3, CancellationToken);
+        await limiter.AcquireAsync(1, CancellationToken);
+        statistics = limiter.GetStatistics()!;
+        Assert.Equal(2, store.Calls);
+        Assert.Equal(0, statistics.CurrentAvailablePermits);
+        Assert.Equal(2, statistics.TotalSuccessfulLeases);
+        Assert.Equal(1, statistics.TotalFailedLeases);
+    }
+
+    [Fact]
+    public async Task IdleDuration_GrowsWhileUnused()
+    {
+        using var limiter = new PgFixedWindowRateLimiter(CreateStore(), "api", "k", Policy(5, Day));
+        await limiter.AcquireAsync(1, CancellationToken);
+
+        var first = limiter.IdleDuration;
+        await Task.Delay(50, CancellationToken);
+        var later = limiter.IdleDuration;
+
+        Assert.NotNull(first);
+        Assert.NotNull(later);
+        Assert.True(later > first);
+    }
+
+    [Fact]
+    public async Task StoreDown_FailOpenAdmits_FailClosedRejects()
+    {
+        var (host, port) = ServerEndpoint;
+        await using var proxy = new TcpProxy(host, port);
+        proxy.GoDown();
+        var store = CreateStoreThrough(proxy);
+        using var open = new PgFixedWindowRateLimiter(store, "open", "k", Policy(1, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(300);
+            o.FailureMode = PgRateLimitFailureMode.FailOpen;
+        }));
+        using var closed = new PgFixedWindowRateLimiter(store, "closed", "k", Policy(1, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(300);
+            o.FailureMode = PgRateLimitFailureMode.FailClosed;
+        }));
+
+        using var admitted = await open.AcquireAsync(1, CancellationToken);
+        using var refused = await closed.AcquireAsync(1, CancellationToken);
+
+        Assert.True(admitted.IsAcquired);
+        Assert.False(refused.IsAcquired);
+        Assert.True(refused.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero);
+    }
+
+    [Theory]
+    [InlineData(0, 60, "api", "PermitLimit")]
+    [InlineData(-1, 60, "api", "PermitLimit")]
+    [InlineData(10, 0, "api", "Window")]
+    [InlineData(10, -5, "api", "Window")]
+    [InlineData(10, 60, "", "policy name")]
+    public void InvalidOptions_AreRejectedWithAClearMessage(int limit, int windowSeconds, string policy, string expected)
+    {
+        var error = Assert.Throws<ArgumentException>(() =>
+            new PgFixedWindowRateLimiter(CreateStore(), policy, "k", new PgFixedWindowRateLimiterOptions { PermitLimit = limit, Window = TimeSpan.FromSeconds(windowSeconds) }));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Counts the calls that reach a real store (a decorator, not a mock).</summary>
+    protected sealed class CountingStore(IPgRateLimitStore inner) : IPgRateLimitStore
+    {
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _calls);
+            return inner.AcquireAsync(request, cancellationToken);
+        }
+    }
+}
