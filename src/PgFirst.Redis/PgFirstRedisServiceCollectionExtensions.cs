@@ -8,6 +8,7 @@ using PgCache;
 using PgFirst.Core;
 using PgFirst.Redis;
 using PgFirst.Redis.Internal;
+using PgRateLimit;
 using StackExchange.Redis;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -20,7 +21,8 @@ public static class PgFirstRedisServiceCollectionExtensions
     /// <summary>
     /// Registers one shared <see cref="IConnectionMultiplexer"/> (unless one is registered already) for the modules that
     /// run on Redis, and their Redis implementations as keyed services (<see cref="PgFirstBackend.Redis"/>) that the
-    /// modules pick when their backend is Redis: <see cref="RedisDistributedCache"/> for <c>AddPgCache</c>. The
+    /// modules pick when their backend is Redis: <see cref="RedisDistributedCache"/> for <c>AddPgCache</c> and
+    /// <see cref="RedisRateLimitStore"/> for <c>AddPgRateLimiting</c>. The
     /// connection is made on first use, not at registration.
     /// </summary>
     /// <param name="builder">The PgFirst builder.</param>
@@ -91,6 +93,9 @@ public static class PgFirstRedisServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<IMeterFactory>(),
             sp.GetService<ILogger<RedisDistributedCache>>()));
+        services.TryAddKeyedSingleton<IPgRateLimitStore>(PgFirstBackend.Redis, static (sp, _) => new RedisRateLimitStore(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value));
         return builder;
     }
 }

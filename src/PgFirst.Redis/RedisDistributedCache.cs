@@ -403,7 +403,7 @@ public sealed partial class RedisDistributedCache : IPgDistributedCache, IDispos
     private async ValueTask<TResult?> ExecuteAsync<TResult>(
         string operation,
         bool isRead,
-        RedisCacheScript script,
+        RedisScript script,
         RedisKey[] keys,
         RedisValue[] arguments,
         Func<RedisResult, TResult> read,
@@ -439,7 +439,7 @@ public sealed partial class RedisDistributedCache : IPgDistributedCache, IDispos
 
     // EVALSHA first; the text (EVAL, which also caches it) only when the server does not know the script, e.g. after a
     // restart or SCRIPT FLUSH.
-    private RedisResult Evaluate(RedisCacheScript script, RedisKey[] keys, RedisValue[] arguments)
+    private RedisResult Evaluate(RedisScript script, RedisKey[] keys, RedisValue[] arguments)
     {
         var database = _shared.Connection.GetDatabase();
         try
@@ -452,7 +452,7 @@ public sealed partial class RedisDistributedCache : IPgDistributedCache, IDispos
         }
     }
 
-    private async Task<RedisResult> EvaluateAsync(RedisCacheScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken)
+    private async Task<RedisResult> EvaluateAsync(RedisScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken)
     {
         var database = _shared.Connection.GetDatabase();
         var timeout = _shared.Options.OperationTimeout;

@@ -152,14 +152,16 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             {
                 throw;
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || timeout.IsCancellationRequested)
+            catch (Exception ex) when (IsStoreFailure(ex) || (ex is OperationCanceledException && timeout.IsCancellationRequested))
             {
                 return Degraded(ex);
             }
 
             _metrics.Duration(_policyName, started);
+
             // The window's end is kept on our monotonic clock from the store's own "time left", so app-clock skew
-            // cannot matter.
+            // cannot matter. It is counted from when the answer arrived (not from when the call started, which may
+            // include opening a connection): later rejections may overstate the wait by the answer's travel time only.
             Volatile.Write(ref _window, new WindowState(
                 Stopwatch.GetTimestamp() + (long)(decision.WindowRemaining.TotalSeconds * Stopwatch.Frequency),
                 decision.Count));
@@ -209,6 +211,10 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         Interlocked.Increment(ref _failed);
         return Rejected(TimeSpan.FromSeconds(1), PgRateLimitMetadataReason.StoreUnavailable);
     }
+
+    // Store outages and timeouts degrade; programming errors (bad arguments, casts, nulls) propagate.
+    private static bool IsStoreFailure(Exception exception) => exception is not (
+        OperationCanceledException or ArgumentException or InvalidCastException or NullReferenceException or NotSupportedException);
 
     private void ValidatePermits(int permitCount)
     {

@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-
 namespace PgFirst.Redis.Internal;
 
 // The Lua scripts of the Redis cache: every operation is one script, so it is one round trip and atomic.
@@ -193,25 +190,15 @@ internal static class RedisCacheScripts
         return removed
         """;
 
-    public static RedisCacheScript Read { get; } = new(ReadText);
+    public static RedisScript Read { get; } = new(ReadText);
 
-    public static RedisCacheScript Refresh { get; } = new(RefreshText);
+    public static RedisScript Refresh { get; } = new(RefreshText);
 
-    public static RedisCacheScript Set { get; } = new(SetText);
+    public static RedisScript Set { get; } = new(SetText);
 
-    public static RedisCacheScript Remove { get; } = new(RemoveText);
+    public static RedisScript Remove { get; } = new(RemoveText);
 
-    public static RedisCacheScript RemoveByTag { get; } = new(RemoveByTagText);
+    public static RedisScript RemoveByTag { get; } = new(RemoveByTagText);
 
-    public static RedisCacheScript RemoveTenant { get; } = new(RemoveTenantText);
-}
-
-// A script and its SHA-1, so the hot path sends EVALSHA and the text only after the server lost its script cache.
-internal sealed class RedisCacheScript(string text)
-{
-    public string Text { get; } = text;
-
-#pragma warning disable CA5350 // SHA-1 is how Redis names scripts (EVALSHA), not a security measure.
-    public byte[] Hash { get; } = SHA1.HashData(Encoding.UTF8.GetBytes(text));
-#pragma warning restore CA5350
+    public static RedisScript RemoveTenant { get; } = new(RemoveTenantText);
 }
