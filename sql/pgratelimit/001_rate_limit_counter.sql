@@ -32,8 +32,10 @@ CREATE OR REPLACE FUNCTION {schema}.ratelimit_acquire(
     p_permits integer,
     p_limit integer,
     p_window interval,
-    p_count_rejected boolean)
-RETURNS TABLE (acquired boolean, hits bigint, retry_after interval)
+    p_count_rejected boolean,
+    OUT acquired boolean,
+    OUT hits bigint,
+    OUT retry_after interval)
 LANGUAGE plpgsql
 AS $$
 #variable_conflict use_column
@@ -41,7 +43,6 @@ DECLARE
     v_now           timestamptz := clock_timestamp();
     v_window_secs   double precision := extract(epoch FROM p_window);
     v_window_start  timestamptz := to_timestamp(floor(extract(epoch FROM v_now) / v_window_secs) * v_window_secs);
-    v_hits          bigint;
 BEGIN
     INSERT INTO {schema}.rate_limit_counter AS c (limiter_id, partition_key, window_start, hits, expires_at)
     VALUES (p_limiter_id, p_partition_key, v_window_start, p_permits, v_window_start + p_window)
@@ -52,17 +53,18 @@ BEGIN
     WHERE p_count_rejected
        OR c.window_start <> EXCLUDED.window_start
        OR c.hits + EXCLUDED.hits <= p_limit
-    RETURNING c.hits INTO v_hits;
+    RETURNING c.hits INTO hits;
 
-    IF v_hits IS NULL THEN
+    IF hits IS NULL THEN
         -- Not counted: the row was left as it was; report its count.
-        SELECT c.hits INTO v_hits
+        SELECT c.hits INTO hits
         FROM {schema}.rate_limit_counter AS c
         WHERE c.limiter_id = p_limiter_id AND c.partition_key = p_partition_key;
-        RETURN QUERY SELECT false, v_hits, (v_window_start + p_window) - v_now;
+        acquired := false;
     ELSE
-        RETURN QUERY SELECT v_hits <= p_limit, v_hits, (v_window_start + p_window) - v_now;
+        acquired := hits <= p_limit;
     END IF;
+    retry_after := (v_window_start + p_window) - v_now;
 END;
 $$;
 

@@ -39,6 +39,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     // What this instance last learned about the current window: when it ends (monotonic clock) and its count. Other
     // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
     private WindowState? _window;
+    private CancellationTokenSource? _spareTimeout;
     private long _successful;
     private long _failed;
     private int _inFlight;
@@ -139,14 +140,18 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         var started = Stopwatch.GetTimestamp();
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            // A timeout source per decision, reused when it did not fire (saves a timer allocation per decision).
+            var timeout = Interlocked.Exchange(ref _spareTimeout, null) ?? new CancellationTokenSource();
             timeout.CancelAfter(_options.Timeout);
             PgRateLimitDecision decision;
             try
             {
+                using var linked = cancellationToken.CanBeCanceled
+                    ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token)
+                    : null;
                 decision = await _store.AcquireAsync(
                     new PgRateLimitRequest(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
-                    timeout.Token).ConfigureAwait(false);
+                    linked?.Token ?? timeout.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -155,6 +160,17 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             catch (Exception ex) when (IsStoreFailure(ex) || (ex is OperationCanceledException && timeout.IsCancellationRequested))
             {
                 return Degraded(ex);
+            }
+            finally
+            {
+                if (timeout.TryReset())
+                {
+                    Volatile.Write(ref _spareTimeout, timeout);
+                }
+                else
+                {
+                    timeout.Dispose();
+                }
             }
 
             _metrics.Duration(_policyName, started);
@@ -187,9 +203,13 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing && _ownsMetrics)
+        if (disposing)
         {
-            _metrics.Dispose();
+            Interlocked.Exchange(ref _spareTimeout, null)?.Dispose();
+            if (_ownsMetrics)
+            {
+                _metrics.Dispose();
+            }
         }
 
         base.Dispose(disposing);
