@@ -1,4 +1,10 @@
+using System.Net;
 using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using PgRateLimit;
 using Xunit;
 
@@ -244,6 +250,43 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         Assert.True(admitted.IsAcquired);
         Assert.False(refused.IsAcquired);
         Assert.True(refused.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task Middleware_OverTheLimit_Answers429WithRetryAfterAndRateLimitHeaders()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        // The store under test replaces the configured one; the cleanup runner is not part of this test.
+        builder.Services.AddPgFirst(o => o.Maintenance.Enabled = false);
+        builder.Services.AddPgRateLimiting();
+        builder.Services.Replace(ServiceDescriptor.Singleton(CreateStore()));
+        builder.Services.AddRateLimiter(o => o.UsePgRejectionResponse().AddPgFixedWindowLimiter("api", p =>
+        {
+            p.PermitLimit = 2;
+            p.Window = TimeSpan.FromHours(1);
+            p.PartitionKey = PgRateLimitPartition.ByHeader("X-Api-Key");
+        }));
+        await using var app = builder.Build();
+        app.UseRateLimiter();
+        app.MapGet("/api", () => "ok").RequireRateLimiting("api");
+        await app.StartAsync(CancellationToken);
+        var client = app.GetTestClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", "conformance");
+
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? last = null;
+        for (var i = 0; i < 3; i++)
+        {
+            last = await client.GetAsync("/api", CancellationToken);
+            statuses.Add(last.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
+        Assert.NotEmpty(last!.Headers.GetValues("Retry-After").Single());
+        Assert.Equal("\"api\";q=2;w=3600", last.Headers.GetValues("RateLimit-Policy").Single());
+        Assert.StartsWith("\"api\";r=0;t=", last.Headers.GetValues("RateLimit").Single(), StringComparison.Ordinal);
+        await app.StopAsync(CancellationToken);
     }
 
     [Theory]
