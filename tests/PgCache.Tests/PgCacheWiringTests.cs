@@ -48,16 +48,11 @@ public class PgCacheWiringTests(PostgresServer server) : PostgresTest(server)
     public async Task AddPgCache_DatabaseDownWhenResolved_ResolvesThenRecoversWhenItComesBack()
     {
         await new PgSchemaInstaller(DataSource, Schema, [PgDistributedCache.SchemaModule]).ApplyAsync(CancellationToken);
-        var target = new Npgsql.NpgsqlConnectionStringBuilder(Server.ConnectionString);
-        await using var proxy = new TcpProxy(target.Host!, target.Port);
+        var (host, port) = Server.Endpoint;
+        await using var proxy = new TcpProxy(host, port);
         proxy.GoDown();
         var services = new ServiceCollection();
-        services.AddSingleton(CreateDataSource(b =>
-        {
-            b.Host = "127.0.0.1";
-            b.Port = proxy.Port;
-            b.Timeout = 2;
-        }));
+        services.AddSingleton(CreateDataSourceThrough(proxy));
         services.AddPgFirst(o => o.SchemaName = Schema);
         services.AddPgCache();
         await using var provider = services.BuildServiceProvider();

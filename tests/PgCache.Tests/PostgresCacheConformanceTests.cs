@@ -10,14 +10,7 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
     private readonly List<NpgsqlDataSource> _dataSources = [];
     private NpgsqlDataSource _dataSource = null!;
 
-    protected override (string Host, int Port) ServerEndpoint
-    {
-        get
-        {
-            var builder = new NpgsqlConnectionStringBuilder(server.ConnectionString);
-            return (builder.Host!, builder.Port);
-        }
-    }
+    protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask InitializeAsync()
     {
@@ -46,12 +39,7 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
 
     protected override Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe)
     {
-        var dataSource = Track(server.CreateDataSource(b =>
-        {
-            b.Host = "127.0.0.1";
-            b.Port = proxy.Port;
-            b.Timeout = 2;
-        }));
+        var dataSource = Track(server.CreateDataSourceThrough(proxy));
         return Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
             dataSource, new PgFirstOptions { SchemaName = _schema }, new PgCacheOptions { FailSafe = failSafe }, new PgTenantContext("default"), Time));
     }

@@ -1,4 +1,3 @@
-using System.Net;
 using PgCache;
 using PgFirst.Testing;
 using StackExchange.Redis;
@@ -10,12 +9,7 @@ public class RedisCacheConformanceTests(RedisServer server) : DistributedCacheCo
     private readonly string _prefix = RedisServer.NewKeyPrefix();
     private readonly List<ConnectionMultiplexer> _connections = [];
 
-    protected override (string Host, int Port) ServerEndpoint => ConfigurationOptions.Parse(server.Configuration).EndPoints.Single() switch
-    {
-        IPEndPoint ip => (ip.Address.ToString(), ip.Port),
-        DnsEndPoint dns => (dns.Host, dns.Port),
-        var other => throw new InvalidOperationException($"Unexpected Redis endpoint {other}."),
-    };
+    protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask DisposeAsync()
     {
@@ -34,14 +28,7 @@ public class RedisCacheConformanceTests(RedisServer server) : DistributedCacheCo
 
     protected override async Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe)
     {
-        // Same server settings (password, TLS), reached through the proxy; short timeouts so errors come fast.
-        var configuration = ConfigurationOptions.Parse(server.Configuration);
-        configuration.EndPoints.Clear();
-        configuration.EndPoints.Add(IPAddress.Loopback, proxy.Port);
-        configuration.AbortOnConnectFail = false;
-        configuration.ConnectTimeout = 1000;
-        configuration.SyncTimeout = 1000;
-        configuration.AsyncTimeout = 1000;
+        var configuration = server.ThroughProxy(proxy);
         var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
         _connections.Add(connection);
         return new RedisDistributedCache(

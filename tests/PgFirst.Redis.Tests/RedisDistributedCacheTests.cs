@@ -36,23 +36,8 @@ public class RedisDistributedCacheTests(RedisServer server) : IAsyncLifetime
 
     private static long UnixMs(DateTimeOffset at) => at.ToUnixTimeMilliseconds();
 
-    private async Task<ConnectionMultiplexer> ConnectThroughAsync(TcpProxy proxy)
-    {
-        var configuration = ConfigurationOptions.Parse(server.Configuration);
-        configuration.EndPoints.Clear();
-        configuration.EndPoints.Add(System.Net.IPAddress.Loopback, proxy.Port);
-        configuration.AbortOnConnectFail = false;
-        configuration.ConnectTimeout = 500;
-        configuration.SyncTimeout = 500;
-        configuration.AsyncTimeout = 500;
-        return await ConnectionMultiplexer.ConnectAsync(configuration);
-    }
-
-    private (string Host, int Port) Endpoint()
-    {
-        var endpoint = ConfigurationOptions.Parse(server.Configuration).EndPoints.Single();
-        return endpoint is System.Net.DnsEndPoint dns ? (dns.Host, dns.Port) : (((System.Net.IPEndPoint)endpoint).Address.ToString(), ((System.Net.IPEndPoint)endpoint).Port);
-    }
+    private async Task<ConnectionMultiplexer> ConnectThroughAsync(TcpProxy proxy) =>
+        await ConnectionMultiplexer.ConnectAsync(server.ThroughProxy(proxy));
 
     [Fact]
     public async Task Keys_TenantLengthPrefixed_HashWithExpiryFields()
@@ -188,7 +173,7 @@ public class RedisDistributedCacheTests(RedisServer server) : IAsyncLifetime
     [Fact]
     public async Task StoreDown_FailSafeMissAndErrors_AreLoggedAndCountedWithoutKeys()
     {
-        var (host, port) = Endpoint();
+        var (host, port) = server.Endpoint;
         await using var proxy = new TcpProxy(host, port);
         proxy.GoDown();
         await using var connection = await ConnectThroughAsync(proxy);

@@ -1,4 +1,3 @@
-using System.Net;
 using PgFirst.Testing;
 using PgRateLimit;
 using StackExchange.Redis;
@@ -10,12 +9,7 @@ public class RedisRateLimiterConformanceTests(RedisServer server) : RateLimiterC
     private readonly string _prefix = RedisServer.NewKeyPrefix();
     private readonly List<ConnectionMultiplexer> _connections = [];
 
-    protected override (string Host, int Port) ServerEndpoint => ConfigurationOptions.Parse(server.Configuration).EndPoints.Single() switch
-    {
-        IPEndPoint ip => (ip.Address.ToString(), ip.Port),
-        DnsEndPoint dns => (dns.Host, dns.Port),
-        var other => throw new InvalidOperationException($"Unexpected Redis endpoint {other}."),
-    };
+    protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask DisposeAsync()
     {
@@ -33,14 +27,7 @@ public class RedisRateLimiterConformanceTests(RedisServer server) : RateLimiterC
 
     protected override IPgRateLimitStore CreateStoreThrough(TcpProxy proxy)
     {
-        // Same server settings (password, TLS), reached through the proxy; short timeouts so errors come fast.
-        var configuration = ConfigurationOptions.Parse(server.Configuration);
-        configuration.EndPoints.Clear();
-        configuration.EndPoints.Add(IPAddress.Loopback, proxy.Port);
-        configuration.AbortOnConnectFail = false;
-        configuration.ConnectTimeout = 1000;
-        configuration.SyncTimeout = 1000;
-        configuration.AsyncTimeout = 1000;
+        var configuration = server.ThroughProxy(proxy);
         return Store(configuration);
     }
 

@@ -60,6 +60,28 @@ public sealed class PostgresServer : IAsyncLifetime
         return NpgsqlDataSource.Create(builder.ConnectionString);
     }
 
+    /// <summary>The server's host and port, for <see cref="TcpProxy"/>.</summary>
+    public (string Host, int Port) Endpoint
+    {
+        get
+        {
+            var builder = new NpgsqlConnectionStringBuilder(ConnectionString);
+            return (builder.Host!, builder.Port);
+        }
+    }
+
+    /// <summary>A data source to this server through <paramref name="proxy"/>, with a 2 s connect timeout; the caller disposes it.</summary>
+    public NpgsqlDataSource CreateDataSourceThrough(TcpProxy proxy)
+    {
+        ArgumentNullException.ThrowIfNull(proxy);
+        return CreateDataSource(b =>
+        {
+            b.Host = "127.0.0.1";
+            b.Port = proxy.Port;
+            b.Timeout = 2;
+        });
+    }
+
     /// <summary>A schema name no other test uses.</summary>
     public static string NewSchemaName() => "t_" + Guid.NewGuid().ToString("N")[..20];
 

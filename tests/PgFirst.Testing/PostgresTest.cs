@@ -51,6 +51,14 @@ public abstract class PostgresTest(PostgresServer server) : IAsyncLifetime
         return dataSource;
     }
 
+    /// <summary>A data source through <paramref name="proxy"/>, disposed after the test.</summary>
+    protected NpgsqlDataSource CreateDataSourceThrough(TcpProxy proxy)
+    {
+        var dataSource = Server.CreateDataSourceThrough(proxy);
+        _dataSources.Add(dataSource);
+        return dataSource;
+    }
+
     protected async Task CreateSchemaAsync()
     {
         await ExecuteAsync($"CREATE SCHEMA \"{Schema}\"");

@@ -50,6 +50,31 @@ public sealed class RedisServer : IAsyncLifetime
         }
     }
 
+    /// <summary>The server's host and port, for <see cref="TcpProxy"/>.</summary>
+    public (string Host, int Port) Endpoint => ConfigurationOptions.Parse(Configuration).EndPoints.Single() switch
+    {
+        System.Net.IPEndPoint ip => (ip.Address.ToString(), ip.Port),
+        System.Net.DnsEndPoint dns => (dns.Host, dns.Port),
+        var other => throw new InvalidOperationException($"Unexpected Redis endpoint {other}."),
+    };
+
+    /// <summary>
+    /// The server's settings (password, TLS) reached through <paramref name="proxy"/>, with 1 s timeouts and no abort on
+    /// a failed first connect, so a cut store fails fast and recovers.
+    /// </summary>
+    public ConfigurationOptions ThroughProxy(TcpProxy proxy)
+    {
+        ArgumentNullException.ThrowIfNull(proxy);
+        var configuration = ConfigurationOptions.Parse(Configuration);
+        configuration.EndPoints.Clear();
+        configuration.EndPoints.Add(System.Net.IPAddress.Loopback, proxy.Port);
+        configuration.AbortOnConnectFail = false;
+        configuration.ConnectTimeout = 1000;
+        configuration.SyncTimeout = 1000;
+        configuration.AsyncTimeout = 1000;
+        return configuration;
+    }
+
     /// <summary>A key prefix no other test uses.</summary>
     public static string NewKeyPrefix() => "t:" + Guid.NewGuid().ToString("N")[..20] + ":";
 

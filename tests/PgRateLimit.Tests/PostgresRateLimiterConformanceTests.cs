@@ -9,14 +9,7 @@ public class PostgresRateLimiterConformanceTests(PostgresServer server) : RateLi
     private readonly List<NpgsqlDataSource> _dataSources = [];
     private NpgsqlDataSource _dataSource = null!;
 
-    protected override (string Host, int Port) ServerEndpoint
-    {
-        get
-        {
-            var builder = new NpgsqlConnectionStringBuilder(server.ConnectionString);
-            return (builder.Host!, builder.Port);
-        }
-    }
+    protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask InitializeAsync()
     {
@@ -43,12 +36,7 @@ public class PostgresRateLimiterConformanceTests(PostgresServer server) : RateLi
 
     protected override IPgRateLimitStore CreateStoreThrough(TcpProxy proxy) =>
         new PostgresRateLimitStore(
-            Track(server.CreateDataSource(b =>
-            {
-                b.Host = "127.0.0.1";
-                b.Port = proxy.Port;
-                b.Timeout = 2;
-            })),
+            Track(server.CreateDataSourceThrough(proxy)),
             _schema);
 
     protected override async Task<DateTimeOffset> StoreNowAsync()
