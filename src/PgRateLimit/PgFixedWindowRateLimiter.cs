@@ -39,7 +39,6 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     // What this instance last learned about the current window: when it ends (monotonic clock) and its count. Other
     // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
     private WindowState? _window;
-    private CancellationTokenSource? _spareTimeout;
     private long _successful;
     private long _failed;
     private int _inFlight;
@@ -140,37 +139,26 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         var started = Stopwatch.GetTimestamp();
         try
         {
-            // A timeout source per decision, reused when it did not fire (saves a timer allocation per decision).
-            var timeout = Interlocked.Exchange(ref _spareTimeout, null) ?? new CancellationTokenSource();
-            timeout.CancelAfter(_options.Timeout);
+            // The timeout bounds how long this request waits, not the statement: a late decision finishes on its own
+            // and returns its connection to the pool. Cancelling it instead would make the driver send a cancel request
+            // on a new connection for every late decision, which under load turns a slow store into a stalled one.
+            var pending = _store.AcquireAsync(
+                new PgRateLimitRequest(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
+                cancellationToken);
             PgRateLimitDecision decision;
             try
             {
-                using var linked = cancellationToken.CanBeCanceled
-                    ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token)
-                    : null;
-                decision = await _store.AcquireAsync(
-                    new PgRateLimitRequest(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
-                    linked?.Token ?? timeout.Token).ConfigureAwait(false);
+                decision = pending.IsCompletedSuccessfully
+                    ? await pending.ConfigureAwait(false)
+                    : await pending.AsTask().WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 throw;
             }
-            catch (Exception ex) when (IsStoreFailure(ex) || (ex is OperationCanceledException && timeout.IsCancellationRequested))
+            catch (Exception ex) when (IsStoreFailure(ex))
             {
                 return Degraded(ex);
-            }
-            finally
-            {
-                if (timeout.TryReset())
-                {
-                    Volatile.Write(ref _spareTimeout, timeout);
-                }
-                else
-                {
-                    timeout.Dispose();
-                }
             }
 
             _metrics.Duration(_policyName, started);
@@ -203,13 +191,9 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && _ownsMetrics)
         {
-            Interlocked.Exchange(ref _spareTimeout, null)?.Dispose();
-            if (_ownsMetrics)
-            {
-                _metrics.Dispose();
-            }
+            _metrics.Dispose();
         }
 
         base.Dispose(disposing);
@@ -232,7 +216,8 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         return Rejected(TimeSpan.FromSeconds(1), PgRateLimitMetadataReason.StoreUnavailable);
     }
 
-    // Store outages and timeouts degrade; programming errors (bad arguments, casts, nulls) propagate.
+    // Store outages and timeouts (TimeoutException from the wait) degrade; programming errors (bad arguments, casts,
+    // nulls) propagate.
     private static bool IsStoreFailure(Exception exception) => exception is not (
         OperationCanceledException or ArgumentException or InvalidCastException or NullReferenceException or NotSupportedException);
 

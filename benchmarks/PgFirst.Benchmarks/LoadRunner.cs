@@ -1,0 +1,304 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Caching.Distributed;
+using Npgsql;
+using NpgsqlTypes;
+using PgCache;
+using PgFirst.Core;
+using PgFirst.Redis;
+using PgRateLimit;
+using StackExchange.Redis;
+
+namespace PgFirst.Benchmarks;
+
+/// <summary>
+/// Throughput and latency under concurrency, which BenchmarkDotNet does not measure: each scenario runs for a fixed time
+/// after a warm-up at 1, 8 and 32 concurrent callers, on a fresh data source per step (Npgsql's pool hands out
+/// connections oldest-first, so a pool warmed by a bigger step would skew a smaller one). Ratios are read within one run.
+/// Usage: <c>dotnet run -c Release --project benchmarks/PgFirst.Benchmarks -- load [--seconds N] [--callers 1,8,32]</c>.
+/// </summary>
+internal static class LoadRunner
+{
+    private const string Schema = "bench_load";
+    private const int Keys = 10_000;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var seconds = Option(args, "--seconds", 5);
+        var callers = (OptionText(args, "--callers") ?? "1,8,32").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        await PrepareAsync();
+
+        var scenarios = new (string Name, Func<Task<Step>> Create)[]
+        {
+            ("cache get 1 KiB: raw prepared SELECT", () => Step.RawCacheGetAsync()),
+            ("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
+            ("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
+            ("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
+            ("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
+            ("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
+            ("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
+            ("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
+            ("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
+            ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
+        };
+
+        Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
+        Console.WriteLine($"| --- | --- | --- | --- | --- | --- |");
+        var only = OptionText(args, "--only");
+        foreach (var (name, create) in scenarios.Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)))
+        {
+            foreach (var count in callers)
+            {
+                await using var step = await create();
+                var result = await MeasureAsync(step, count, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(seconds));
+                Console.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"| {name} | {count} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
+            }
+        }
+
+        return 0;
+    }
+
+    private static async Task<(double OpsPerSecond, double P50, double P95, double P99)> MeasureAsync(Step step, int callers, TimeSpan warmUp, TimeSpan duration)
+    {
+        var latencies = new List<long>[callers];
+        long operations = 0;
+        var measuring = false;
+        using var stop = new CancellationTokenSource();
+        var workers = Enumerable.Range(0, callers).Select(caller => Task.Run(async () =>
+        {
+            var mine = latencies[caller] = new List<long>(100_000);
+            var i = caller * 7919L;
+            while (!stop.IsCancellationRequested)
+            {
+                var started = Stopwatch.GetTimestamp();
+                await step.Operation(i++);
+                if (Volatile.Read(ref measuring))
+                {
+                    mine.Add(Stopwatch.GetTimestamp() - started);
+                    Interlocked.Increment(ref operations);
+                }
+            }
+        })).ToArray();
+
+        await Task.Delay(warmUp);
+        Volatile.Write(ref measuring, true);
+        var begin = Stopwatch.GetTimestamp();
+        await Task.Delay(duration);
+        Volatile.Write(ref measuring, false);
+        var elapsed = Stopwatch.GetElapsedTime(begin);
+        await stop.CancelAsync();
+        await Task.WhenAll(workers);
+
+        var all = latencies.SelectMany(l => l).Order().ToArray();
+        double Percentile(double p) => all.Length == 0 ? 0 : all[Math.Min(all.Length - 1, (int)(p * all.Length))] * 1_000_000.0 / Stopwatch.Frequency;
+        return (Interlocked.Read(ref operations) / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.95), Percentile(0.99));
+    }
+
+    private static async Task PrepareAsync()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+        await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{Schema}\" CASCADE"))
+        {
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule]).ApplyAsync();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
+        var tenants = new PgTenantContext("default");
+        var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };
+        var entries = Enumerable.Range(0, Keys).Select(i => new KeyValuePair<string, byte[]>(Key(i), new byte[1024])).ToList();
+        using var cache = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
+        using var redisCache = new RedisDistributedCache(redis, new PgFirstRedisOptions { KeyPrefix = "bench-load:" }, new PgCacheOptions(), tenants, TimeProvider.System);
+        foreach (var chunk in entries.Chunk(1000))
+        {
+            await cache.SetManyAsync(chunk, options);
+            await redisCache.SetManyAsync(chunk, options);
+        }
+    }
+
+    private static string Key(long i) => "product:" + (i % Keys).ToString(CultureInfo.InvariantCulture);
+
+    private static int Option(string[] args, string name, int fallback) =>
+        OptionText(args, name) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+
+    private static string? OptionText(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+
+    private sealed class Step(Func<long, Task> operation, Func<ValueTask> dispose) : IAsyncDisposable
+    {
+        private static readonly byte[] Value = new byte[1024];
+        private static readonly DistributedCacheEntryOptions SetOptions = new() { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };
+
+        public Func<long, Task> Operation { get; } = operation;
+
+        public ValueTask DisposeAsync() => dispose();
+
+        public static Task<Step> RawCacheGetAsync()
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var sql = $"SELECT value FROM \"{Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2 AND expires_at > $3";
+            return Task.FromResult(new Step(
+                async i =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    await command.PrepareAsync();
+                    await using var reader = await command.ExecuteReaderAsync();
+                    _ = await reader.ReadAsync() ? reader.GetFieldValue<byte[]>(0) : null;
+                },
+                dataSource.DisposeAsync));
+        }
+
+        public static Task<Step> RawCacheGetFunctionAsync()
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var sql = $"SELECT \"{Schema}\".cache_get($1, $2, $3, $4)";
+            return Task.FromResult(new Step(
+                async i =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromMinutes(1), NpgsqlDbType = NpgsqlDbType.Interval });
+                    await command.PrepareAsync();
+                    await using var reader = await command.ExecuteReaderAsync();
+                    _ = await reader.ReadAsync() && !reader.IsDBNull(0) ? reader.GetFieldValue<byte[]>(0) : null;
+                },
+                dataSource.DisposeAsync));
+        }
+
+        public static Task<Step> RawCacheSetAsync()
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var sql = $"""
+                INSERT INTO "{Schema}".cache_entry AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
+                VALUES ($1, $2, $3, $4, NULL, $4, NULL)
+                ON CONFLICT (tenant_id, key_hash) DO UPDATE
+                SET key = EXCLUDED.key, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, sliding = EXCLUDED.sliding,
+                    absolute_expires_at = EXCLUDED.absolute_expires_at, tags = EXCLUDED.tags
+                """;
+            return Task.FromResult(new Step(
+                async i =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = Value, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(2), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    await command.PrepareAsync();
+                    await command.ExecuteNonQueryAsync();
+                },
+                dataSource.DisposeAsync));
+        }
+
+        public static async Task<Step> CacheGetAsync(bool redis)
+        {
+            var (cache, dispose) = await CacheAsync(redis);
+            return new Step(i => cache.GetAsync(Key(i)), dispose);
+        }
+
+        public static async Task<Step> CacheSetAsync(bool redis)
+        {
+            var (cache, dispose) = await CacheAsync(redis);
+            return new Step(i => cache.SetAsync(Key(i), Value, SetOptions), dispose);
+        }
+
+        public static Task<Step> RawRateLimitAsync()
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var sql = $"SELECT acquired, hits, retry_after FROM \"{Schema}\".ratelimit_acquire($1, $2, $3, $4, $5, $6)";
+            return Task.FromResult(new Step(
+                async i =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "raw", NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Partition(i), NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 1, NpgsqlDbType = NpgsqlDbType.Integer });
+                    command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = int.MaxValue, NpgsqlDbType = NpgsqlDbType.Integer });
+                    command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromHours(1), NpgsqlDbType = NpgsqlDbType.Interval });
+                    command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = false, NpgsqlDbType = NpgsqlDbType.Boolean });
+                    await command.PrepareAsync();
+                    await using var reader = await command.ExecuteReaderAsync();
+                    await reader.ReadAsync();
+                },
+                dataSource.DisposeAsync));
+        }
+
+        public static async Task<Step> RateLimitAsync(bool redis)
+        {
+            IPgRateLimitStore store;
+            Func<ValueTask> dispose;
+            if (redis)
+            {
+                var connection = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
+                store = new RedisRateLimitStore(connection, new PgFirstRedisOptions { KeyPrefix = "bench-load:" + Guid.NewGuid().ToString("N") + ":" });
+                dispose = connection.DisposeAsync;
+            }
+            else
+            {
+                var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+                store = new PostgresRateLimitStore(dataSource, Schema);
+                dispose = dataSource.DisposeAsync;
+            }
+
+            var policy = new PgFixedWindowRateLimiterOptions
+            {
+                PermitLimit = int.MaxValue,
+                Window = TimeSpan.FromHours(1),
+                Timeout = TimeSpan.FromMilliseconds(int.Parse(Environment.GetEnvironmentVariable("PGFIRST_BENCH_RL_TIMEOUT_MS") ?? "250", CultureInfo.InvariantCulture)),
+            };
+            var limiters = Enumerable.Range(0, 1000).Select(p => new PgFixedWindowRateLimiter(store, "load", Partition(p), policy)).ToArray();
+            return new Step(
+                async i =>
+                {
+                    using var lease = await limiters[i % limiters.Length].AcquireAsync(1);
+                },
+                async () =>
+                {
+                    foreach (var limiter in limiters)
+                    {
+                        limiter.Dispose();
+                    }
+
+                    await dispose();
+                });
+        }
+
+        private static string Partition(long i) => "user:" + (i % 1000).ToString(CultureInfo.InvariantCulture);
+
+        private static async Task<(IPgDistributedCache Cache, Func<ValueTask> Dispose)> CacheAsync(bool redis)
+        {
+            var tenants = new PgTenantContext("default");
+            if (redis)
+            {
+                var connection = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
+                var cache = new RedisDistributedCache(connection, new PgFirstRedisOptions { KeyPrefix = "bench-load:" }, new PgCacheOptions(), tenants, TimeProvider.System);
+                return (cache, async () =>
+                {
+                    cache.Dispose();
+                    await connection.DisposeAsync();
+                });
+            }
+
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var pg = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
+            return (pg, async () =>
+            {
+                pg.Dispose();
+                await dataSource.DisposeAsync();
+            });
+        }
+    }
+}
