@@ -26,7 +26,9 @@ builder.Services.AddNpgsqlDataSource(postgres);
 // Backend per module comes from configuration: PgFirst__Backend=Redis, or PgFirst__CacheBackend=Redis, ...
 var pgFirst = builder.Services.AddPgFirst(builder.Configuration.GetSection("PgFirst"));
 var pgFirstOptions = builder.Configuration.GetSection("PgFirst").Get<PgFirstOptions>() ?? new PgFirstOptions();
-var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]);
+builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
+builder.Services.AddPgRateLimiting();
+var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]);
 if (pgFirstOptions.UsesRedis)
 {
     var redis = builder.Configuration.GetConnectionString("Redis");

@@ -40,8 +40,11 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("Healthy", body.GetProperty("status").GetString());
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("postgresql").GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgcache").GetProperty("status").GetString());
         Assert.False(body.GetProperty("checks").TryGetProperty("redis", out _));
         Assert.True(await RelationExistsAsync("schema_version"));
+        Assert.True(await RelationExistsAsync("cache_entry"));
+        Assert.True(await RelationExistsAsync("rate_limit_counter"));
     }
 
     [Fact]
@@ -54,6 +57,7 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
 
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("redis").GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgcache").GetProperty("status").GetString());
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("postgresql").GetProperty("status").GetString());
         var home = await client.GetStringAsync("/", CancellationToken);
         Assert.Contains("<td>Cache</td><td>Redis</td>", home, StringComparison.Ordinal);
