@@ -38,6 +38,7 @@ internal static class LoadRunner
             ("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
             ("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
             ("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
+            ("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
             ("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
             ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
         };
@@ -233,6 +234,15 @@ internal static class LoadRunner
                     await using var reader = await command.ExecuteReaderAsync();
                     await reader.ReadAsync();
                 },
+                dataSource.DisposeAsync));
+        }
+
+        public static Task<Step> RateLimitStoreAsync()
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var store = new PostgresRateLimitStore(dataSource, Schema);
+            return Task.FromResult(new Step(
+                async i => await store.AcquireAsync(new PgRateLimitRequest("store", Partition(i), 1, int.MaxValue, TimeSpan.FromHours(1), false), CancellationToken.None),
                 dataSource.DisposeAsync));
         }
 
