@@ -17,19 +17,17 @@ internal sealed class PgCacheSql
     private const string SetFormat = """
         INSERT INTO {0} AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
         VALUES ($1, $2, $3, COALESCE($4, 'infinity'), $5, $6, $7)
-        ON CONFLICT (tenant_id, key_hash) DO UPDATE
-        SET key = EXCLUDED.key,
-            value = EXCLUDED.value,
-            expires_at = EXCLUDED.expires_at,
-            sliding = EXCLUDED.sliding,
-            absolute_expires_at = EXCLUDED.absolute_expires_at,
-            tags = EXCLUDED.tags
-        """;
+        """ + UpsertTail;
 
     private const string SetManyFormat = """
         INSERT INTO {0} AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
         SELECT $1, u.k, u.v, COALESCE($4, 'infinity'), $5, $6, $7
         FROM unnest($2::text[], $3::bytea[]) AS u(k, v)
+        """ + UpsertTail;
+
+    // A set replaces the whole entry, the key text included (a hash collision evicts the older key).
+    private const string UpsertTail = """
+
         ON CONFLICT (tenant_id, key_hash) DO UPDATE
         SET key = EXCLUDED.key,
             value = EXCLUDED.value,
