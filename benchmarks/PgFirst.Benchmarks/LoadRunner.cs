@@ -139,69 +139,40 @@ internal static class LoadRunner
 
         public ValueTask DisposeAsync() => dispose();
 
-        public static Task<Step> RawCacheGetAsync()
-        {
-            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
-            var sql = $"SELECT value FROM \"{Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2 AND expires_at > $3";
-            return Task.FromResult(new Step(
-                async i =>
-                {
-                    await using var connection = await dataSource.OpenConnectionAsync();
-                    await using var command = new NpgsqlCommand(sql, connection);
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                    await command.PrepareAsync();
-                    await using var reader = await command.ExecuteReaderAsync();
-                    _ = await reader.ReadAsync() ? reader.GetFieldValue<byte[]>(0) : null;
-                },
-                dataSource.DisposeAsync));
-        }
+        public static Task<Step> RawCacheGetAsync() => Raw(
+            $"SELECT value FROM \"{Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2 AND expires_at > $3",
+            (p, i) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            });
 
-        public static Task<Step> RawCacheGetFunctionAsync()
-        {
-            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
-            var sql = $"SELECT \"{Schema}\".cache_get($1, $2, $3, $4)";
-            return Task.FromResult(new Step(
-                async i =>
-                {
-                    await using var connection = await dataSource.OpenConnectionAsync();
-                    await using var command = new NpgsqlCommand(sql, connection);
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                    command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromMinutes(1), NpgsqlDbType = NpgsqlDbType.Interval });
-                    await command.PrepareAsync();
-                    await using var reader = await command.ExecuteReaderAsync();
-                    _ = await reader.ReadAsync() && !reader.IsDBNull(0) ? reader.GetFieldValue<byte[]>(0) : null;
-                },
-                dataSource.DisposeAsync));
-        }
+        public static Task<Step> RawCacheGetFunctionAsync() => Raw(
+            $"SELECT \"{Schema}\".cache_get($1, $2, $3, $4)",
+            (p, i) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromMinutes(1), NpgsqlDbType = NpgsqlDbType.Interval });
+            });
 
-        public static Task<Step> RawCacheSetAsync()
-        {
-            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
-            var sql = $"""
-                INSERT INTO "{Schema}".cache_entry AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
-                VALUES ($1, $2, $3, $4, NULL, $4, NULL)
-                ON CONFLICT (tenant_id, key_hash) DO UPDATE
-                SET key = EXCLUDED.key, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, sliding = EXCLUDED.sliding,
-                    absolute_expires_at = EXCLUDED.absolute_expires_at, tags = EXCLUDED.tags
-                """;
-            return Task.FromResult(new Step(
-                async i =>
-                {
-                    await using var connection = await dataSource.OpenConnectionAsync();
-                    await using var command = new NpgsqlCommand(sql, connection);
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = Value, NpgsqlDbType = NpgsqlDbType.Bytea });
-                    command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(2), NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                    await command.PrepareAsync();
-                    await command.ExecuteNonQueryAsync();
-                },
-                dataSource.DisposeAsync));
-        }
+        public static Task<Step> RawCacheSetAsync() => Raw(
+            $"""
+            INSERT INTO "{Schema}".cache_entry AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
+            VALUES ($1, $2, $3, $4, NULL, $4, NULL)
+            ON CONFLICT (tenant_id, key_hash) DO UPDATE
+            SET key = EXCLUDED.key, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, sliding = EXCLUDED.sliding,
+                absolute_expires_at = EXCLUDED.absolute_expires_at, tags = EXCLUDED.tags
+            """,
+            (p, i) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string> { TypedValue = Key(i), NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<byte[]> { TypedValue = Value, NpgsqlDbType = NpgsqlDbType.Bytea });
+                p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(2), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            });
 
         public static async Task<Step> CacheGetAsync(bool redis)
         {
@@ -215,27 +186,17 @@ internal static class LoadRunner
             return new Step(i => cache.SetAsync(Key(i), Value, SetOptions), dispose);
         }
 
-        public static Task<Step> RawRateLimitAsync()
-        {
-            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
-            var sql = $"SELECT acquired, hits, retry_after FROM \"{Schema}\".ratelimit_acquire($1, $2, $3, $4, $5, $6)";
-            return Task.FromResult(new Step(
-                async i =>
-                {
-                    await using var connection = await dataSource.OpenConnectionAsync();
-                    await using var command = new NpgsqlCommand(sql, connection);
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "raw", NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Partition(i), NpgsqlDbType = NpgsqlDbType.Text });
-                    command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 1, NpgsqlDbType = NpgsqlDbType.Integer });
-                    command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = int.MaxValue, NpgsqlDbType = NpgsqlDbType.Integer });
-                    command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromHours(1), NpgsqlDbType = NpgsqlDbType.Interval });
-                    command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = false, NpgsqlDbType = NpgsqlDbType.Boolean });
-                    await command.PrepareAsync();
-                    await using var reader = await command.ExecuteReaderAsync();
-                    await reader.ReadAsync();
-                },
-                dataSource.DisposeAsync));
-        }
+        public static Task<Step> RawRateLimitAsync() => Raw(
+            $"SELECT acquired, hits, retry_after FROM \"{Schema}\".ratelimit_acquire($1, $2, $3, $4, $5, $6)",
+            (p, i) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = "raw", NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string> { TypedValue = Partition(i), NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<int> { TypedValue = 1, NpgsqlDbType = NpgsqlDbType.Integer });
+                p.Add(new NpgsqlParameter<int> { TypedValue = int.MaxValue, NpgsqlDbType = NpgsqlDbType.Integer });
+                p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromHours(1), NpgsqlDbType = NpgsqlDbType.Interval });
+                p.Add(new NpgsqlParameter<bool> { TypedValue = false, NpgsqlDbType = NpgsqlDbType.Boolean });
+            });
 
         public static Task<Step> RateLimitStoreAsync()
         {
@@ -284,6 +245,29 @@ internal static class LoadRunner
 
                     await dispose();
                 });
+        }
+
+        // The raw baseline: one prepared statement on its own data source, every row read, as an app would.
+        private static Task<Step> Raw(string sql, Action<NpgsqlParameterCollection, long> bind)
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            return Task.FromResult(new Step(
+                async i =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    bind(command.Parameters, i);
+                    await command.PrepareAsync();
+                    await using var reader = await command.ExecuteReaderAsync();
+                    while (await reader.ReadAsync())
+                    {
+                        for (var column = 0; column < reader.FieldCount; column++)
+                        {
+                            _ = reader.IsDBNull(column) ? null : reader.GetValue(column);
+                        }
+                    }
+                },
+                dataSource.DisposeAsync));
         }
 
         private static string Partition(long i) => "user:" + (i % 1000).ToString(CultureInfo.InvariantCulture);
