@@ -1,0 +1,85 @@
+namespace PgSessions;
+
+/// <summary>
+/// Where sessions live: PostgreSQL (the default) or Redis (<c>PgFirst.Redis</c>). The session logic (lazy touch,
+/// optimistic concurrency with key-level replay, regeneration, limits, cookies) sits above this seam, so both
+/// backends keep the same semantics. Every operation is one round trip.
+/// </summary>
+/// <remarks>
+/// Sessions are addressed by the SHA-256 hash of the cookie's session key (<see cref="PgSessionRecord.KeyHash"/>); the
+/// key itself never reaches the store. Times come from the application's <see cref="TimeProvider"/>, passed in, so
+/// every backend runs on one clock.
+/// </remarks>
+public interface IPgSessionBackend
+{
+    /// <summary>
+    /// Loads a live session (<c>expires_at &gt; now</c>) of the tenant and, when its last touch is older than
+    /// <see cref="PgSessionLoadRequest.TouchInterval"/>, slides its idle expiry in the same round trip.
+    /// </summary>
+    /// <param name="request">What to load.</param>
+    /// <param name="cancellationToken">The token to cancel the load.</param>
+    /// <returns>The session as stored (after the touch), or <see langword="null"/> when none is live.</returns>
+    ValueTask<PgSessionRecord?> LoadAsync(PgSessionLoadRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The synchronous twin of <see cref="LoadAsync"/>, for application code that reads the session without awaiting
+    /// <c>ISession.LoadAsync</c> first (unless strict mode forbids it). Uses the client's synchronous I/O, never
+    /// sync-over-async.
+    /// </summary>
+    /// <param name="request">What to load.</param>
+    /// <returns>The session, or <see langword="null"/>.</returns>
+    PgSessionRecord? Load(PgSessionLoadRequest request);
+
+    /// <summary>
+    /// Stores a new session with <see cref="PgSessionRecord.Version"/> 1.
+    /// </summary>
+    /// <param name="record">The session; its <see cref="PgSessionRecord.LastSeenAt"/> is the creation time.</param>
+    /// <param name="cancellationToken">The token to cancel the write.</param>
+    /// <returns><see langword="true"/> when stored; <see langword="false"/> when a session with that key hash exists.</returns>
+    ValueTask<bool> InsertAsync(PgSessionRecord record, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes a session if, and only if, it is live and still at <see cref="PgSessionUpdate.ExpectedVersion"/>;
+    /// the version goes up by one, the session is touched, and its key hash may change (id regeneration).
+    /// </summary>
+    /// <param name="update">The write.</param>
+    /// <param name="cancellationToken">The token to cancel the write.</param>
+    /// <returns>The new version, or <see langword="null"/> when the session moved on, expired or was revoked.</returns>
+    ValueTask<long?> UpdateAsync(PgSessionUpdate update, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Lists the live sessions bound to a user, newest first.
+    /// </summary>
+    /// <param name="tenantId">The tenant.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="now">The current time.</param>
+    /// <param name="cancellationToken">The token to cancel the query.</param>
+    /// <returns>The sessions.</returns>
+    ValueTask<IReadOnlyList<PgSessionInfo>> ListAsync(string tenantId, string userId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes one session by its public id.
+    /// </summary>
+    /// <param name="tenantId">The tenant.</param>
+    /// <param name="sessionId">The public session id (<c>ISession.Id</c>).</param>
+    /// <param name="cancellationToken">The token to cancel the write.</param>
+    /// <returns>Whether a session was deleted.</returns>
+    ValueTask<bool> RevokeAsync(string tenantId, Guid sessionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes every session bound to a user, except optionally one.
+    /// </summary>
+    /// <param name="tenantId">The tenant.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="exceptSessionId">A session to keep (the caller's own), or <see langword="null"/>.</param>
+    /// <param name="cancellationToken">The token to cancel the write.</param>
+    /// <returns>How many sessions were deleted.</returns>
+    ValueTask<int> RevokeAllAsync(string tenantId, string userId, Guid? exceptSessionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Checks that the backend answers and its schema is in place (for the health check).
+    /// </summary>
+    /// <param name="cancellationToken">The token to cancel the check.</param>
+    /// <returns>A task that completes when the backend answered.</returns>
+    ValueTask PingAsync(CancellationToken cancellationToken);
+}

@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Options;
+
+namespace PgSessions.Internal;
+
+internal sealed class PgSessionOptionsValidator : IValidateOptions<PgSessionOptions>
+{
+    public static readonly TimeSpan MinLifetime = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(366);
+
+    public static void ValidateLifetime(TimeSpan? lifetime, string paramName)
+    {
+        if (lifetime is { } value && (value < MinLifetime || value > MaxLifetime))
+        {
+            throw new ArgumentOutOfRangeException(paramName, value, $"A session lifetime is between {MinLifetime} and {MaxLifetime}.");
+        }
+    }
+
+    public ValidateOptionsResult Validate(string? name, PgSessionOptions options)
+    {
+        var failures = new List<string>();
+        if (options.IdleTimeout < MinLifetime || options.IdleTimeout > MaxLifetime)
+        {
+            failures.Add($"PgSessions:IdleTimeout {options.IdleTimeout} must be between {MinLifetime} and {MaxLifetime}.");
+        }
+
+        if (options.AbsoluteLifetime < MinLifetime || options.AbsoluteLifetime > MaxLifetime)
+        {
+            failures.Add($"PgSessions:AbsoluteLifetime {options.AbsoluteLifetime} must be between {MinLifetime} and {MaxLifetime}.");
+        }
+
+        if (options.TouchInterval < TimeSpan.Zero || options.TouchInterval > options.IdleTimeout)
+        {
+            failures.Add($"PgSessions:TouchInterval {options.TouchInterval} must be between 00:00:00 and the idle timeout ({options.IdleTimeout}).");
+        }
+
+        if (options.MaxSessionBytes < 1024 || options.MaxSessionBytes > 64 * 1024 * 1024)
+        {
+            failures.Add($"PgSessions:MaxSessionBytes {options.MaxSessionBytes} must be between 1024 and 67108864.");
+        }
+
+        if (options.MaxCommitRetries is < 0 or > 100)
+        {
+            failures.Add($"PgSessions:MaxCommitRetries {options.MaxCommitRetries} must be between 0 and 100.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

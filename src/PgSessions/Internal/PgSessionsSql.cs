@@ -1,0 +1,79 @@
+namespace PgSessions.Internal;
+
+// The runtime statements, rendered once per schema. Values are always parameters.
+internal sealed class PgSessionsSql(string schemaName)
+{
+    private readonly string _schema = "\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    public const string Columns = "key_hash, session_id, tenant_id, user_id, created_at, last_seen_at, idle_timeout, absolute_expires_at, version, data, client_ip, user_agent";
+
+    public string Load => $"""
+        SELECT {Columns}
+        FROM {_schema}.session_load($1, $2, $3, $4)
+        """;
+
+    // A dead row under the same hash (its cleanup not run yet) is replaced; a live one is left alone.
+    public string Insert => $"""
+        INSERT INTO {_schema}.session AS s (key_hash, session_id, tenant_id, user_id, created_at, last_seen_at, idle_timeout, absolute_expires_at, expires_at, version, data, client_ip, user_agent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, LEAST($6 + $7, $8), 1, $9, $10, $11)
+        ON CONFLICT (key_hash) DO UPDATE
+        SET session_id = EXCLUDED.session_id,
+            tenant_id = EXCLUDED.tenant_id,
+            user_id = EXCLUDED.user_id,
+            created_at = EXCLUDED.created_at,
+            last_seen_at = EXCLUDED.last_seen_at,
+            idle_timeout = EXCLUDED.idle_timeout,
+            absolute_expires_at = EXCLUDED.absolute_expires_at,
+            expires_at = EXCLUDED.expires_at,
+            version = 1,
+            data = EXCLUDED.data,
+            client_ip = EXCLUDED.client_ip,
+            user_agent = EXCLUDED.user_agent
+        WHERE s.expires_at <= EXCLUDED.last_seen_at
+        """;
+
+    public string Update => $"""
+        UPDATE {_schema}.session
+        SET key_hash = $2,
+            data = $5,
+            user_id = $6,
+            idle_timeout = $7,
+            absolute_expires_at = $8,
+            last_seen_at = $9,
+            expires_at = LEAST($9 + $7, $8),
+            version = version + 1
+        WHERE key_hash = $1
+          AND tenant_id = $3
+          AND version = $4
+          AND expires_at > $9
+        RETURNING version
+        """;
+
+    public string List => $"""
+        SELECT session_id, user_id, created_at, last_seen_at, expires_at, absolute_expires_at, client_ip, user_agent
+        FROM {_schema}.session
+        WHERE tenant_id = $1
+          AND user_id = $2
+          AND expires_at > $3
+        ORDER BY created_at DESC, session_id
+        """;
+
+    public string Revoke => $"""
+        DELETE FROM {_schema}.session
+        WHERE tenant_id = $1
+          AND session_id = $2
+        """;
+
+    public string RevokeAll => $"""
+        DELETE FROM {_schema}.session
+        WHERE tenant_id = $1
+          AND user_id = $2
+          AND ($3::uuid IS NULL OR session_id <> $3::uuid)
+        """;
+
+    public string Ping => $"""
+        SELECT NULL::integer
+        FROM {_schema}.session
+        LIMIT 0
+        """;
+}

@@ -1,0 +1,56 @@
+namespace PgSessions;
+
+/// <summary>
+/// Configures the PgSessions store and its Redis twin. The cookie (name, path, <c>SameSite</c>, <c>Secure</c>,
+/// <c>IsEssential</c>) and <c>IOTimeout</c> stay on ASP.NET Core's <c>SessionOptions</c>; the schema, data source and
+/// tenant come from <see cref="PgFirst.Core.PgFirstOptions"/>.
+/// </summary>
+public sealed class PgSessionOptions
+{
+    /// <summary>The longest session key accepted, in UTF-16 code units.</summary>
+    public const int MaxKeyLength = 256;
+
+    /// <summary>
+    /// Gets or sets how long a session lives without being used. <c>SessionOptions.IdleTimeout</c> is not used.
+    /// Can be changed per session with <see cref="PgSessionExtensions.SetLifetime"/>.
+    /// </summary>
+    /// <value>The default is 20 minutes (as ASP.NET Core's). Must be between 1 second and 366 days.</value>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(20);
+
+    /// <summary>
+    /// Gets or sets how long a session lives at most from its creation, however active (OWASP's "absolute timeout").
+    /// Can be changed per session with <see cref="PgSessionExtensions.SetLifetime"/>.
+    /// </summary>
+    /// <value>The default is 12 hours. Must be between 1 second and 366 days.</value>
+    public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromHours(12);
+
+    /// <summary>
+    /// Gets or sets how stale the last-seen time may get before a load writes it again (sliding the idle expiry).
+    /// A session read on every request is written at most once per interval instead of on every request, and may
+    /// expire up to one interval early.
+    /// </summary>
+    /// <value>The default is 1 minute. Must be between 0 (touch on every load) and the idle timeout.</value>
+    public TimeSpan TouchInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Gets or sets the largest serialized session accepted (keys, values and framing); a <c>Set</c> that would
+    /// exceed it throws <see cref="ArgumentException"/> and changes nothing.
+    /// </summary>
+    /// <value>The default is 1 MiB. Must be between 1 KiB and 64 MiB.</value>
+    public int MaxSessionBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// Gets or sets how many times a commit that lost a race with a concurrent request of the same session reloads,
+    /// replays this request's own changes and tries again, before it fails with <see cref="PgSessionException"/>.
+    /// </summary>
+    /// <value>The default is 5. Must be between 0 and 100.</value>
+    public int MaxCommitRetries { get; set; } = 5;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether reading or writing a session that was not loaded with
+    /// <c>await session.LoadAsync()</c> throws <see cref="InvalidOperationException"/>, instead of loading it with
+    /// blocking I/O. Turn it on to find every synchronous load during development.
+    /// </summary>
+    /// <value>The default is <see langword="false"/>: a synchronous access loads synchronously, logs a warning (event 2003) and counts it.</value>
+    public bool RequireAsyncLoad { get; set; }
+}

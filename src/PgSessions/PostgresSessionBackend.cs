@@ -1,0 +1,243 @@
+using System.Data;
+using Npgsql;
+using NpgsqlTypes;
+using PgFirst.Core;
+using PgSessions.Internal;
+
+namespace PgSessions;
+
+/// <summary>
+/// The PostgreSQL backend of PgSessions: the logged table <c>{schema}.session</c>, read with one prepared call of
+/// <c>{schema}.session_load</c> (lookup and lazy touch together) and written with version-checked statements.
+/// </summary>
+public sealed class PostgresSessionBackend : IPgSessionBackend
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string _schemaName;
+    private readonly PgSessionsSql _sql;
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PostgresSessionBackend"/> class. Does no I/O.
+    /// </summary>
+    /// <param name="dataSource">The data source; not disposed by the backend.</param>
+    /// <param name="schemaName">The PgFirst schema.</param>
+    public PostgresSessionBackend(NpgsqlDataSource dataSource, string schemaName)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentException.ThrowIfNullOrEmpty(schemaName);
+        _dataSource = dataSource;
+        _schemaName = schemaName;
+        _sql = new PgSessionsSql(schemaName);
+    }
+
+    /// <summary>Gets the schema module (<c>sql/pgsessions</c>): the session table, its functions and the Data Protection key table.</summary>
+    public static PgSchemaModule SchemaModule { get; } = PgSchemaModule.FromAssembly("pgsessions", typeof(PostgresSessionBackend).Assembly);
+
+    /// <summary>Gets the maintenance task that deletes sessions past their idle or absolute expiry.</summary>
+    public static PgMaintenanceTask CleanupTask { get; } = new(SchemaModule, "session_delete_expired");
+
+    /// <inheritdoc />
+    public async ValueTask<PgSessionRecord?> LoadAsync(PgSessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = LoadCommand(connection, request);
+            await using var commandScope = command.ConfigureAwait(false);
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            await using var readerScope = reader.ConfigureAwait(false);
+            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadRecord(reader) : null;
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+
+    /// <inheritdoc />
+    public PgSessionRecord? Load(PgSessionLoadRequest request)
+    {
+        try
+        {
+            using var connection = _dataSource.OpenConnection();
+            using var command = LoadCommand(connection, request);
+            command.Prepare();
+            using var reader = command.ExecuteReader(CommandBehavior.SingleRow);
+            return reader.Read() ? ReadRecord(reader) : null;
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> InsertAsync(PgSessionRecord record, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        return await ExecuteAsync(_sql.Insert, p =>
+        {
+            p.Add(Bytes(record.KeyHash));
+            p.Add(new NpgsqlParameter<Guid> { TypedValue = record.SessionId, NpgsqlDbType = NpgsqlDbType.Uuid });
+            p.Add(Text(record.TenantId));
+            p.Add(Text(record.UserId));
+            p.Add(Time(record.CreatedAt));
+            p.Add(Time(record.LastSeenAt));
+            p.Add(Interval(record.IdleTimeout));
+            p.Add(Time(record.AbsoluteExpiresAt));
+            p.Add(Bytes(record.Data));
+            p.Add(Text(record.ClientIp));
+            p.Add(Text(record.UserAgent));
+        }, cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long?> UpdateAsync(PgSessionUpdate update, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(_sql.Update, connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            var p = command.Parameters;
+            p.Add(Bytes(update.KeyHash));
+            p.Add(Bytes(update.NewKeyHash));
+            p.Add(Text(update.TenantId));
+            p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
+            p.Add(Bytes(update.Data));
+            p.Add(Text(update.UserId));
+            p.Add(Interval(update.IdleTimeout));
+            p.Add(Time(update.AbsoluteExpiresAt));
+            p.Add(Time(update.Now));
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            var result = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            return result is long version ? version : null;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            // The regenerated key hash collides with a live session: treat as a lost race, never overwrite it.
+            return null;
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<PgSessionInfo>> ListAsync(string tenantId, string userId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(_sql.List, connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(Text(tenantId));
+            command.Parameters.Add(Text(userId));
+            command.Parameters.Add(Time(now));
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var readerScope = reader.ConfigureAwait(false);
+            var sessions = new List<PgSessionInfo>();
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                sessions.Add(ReadInfo(reader));
+            }
+
+            return sessions;
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> RevokeAsync(string tenantId, Guid sessionId, CancellationToken cancellationToken) =>
+        await ExecuteAsync(_sql.Revoke, p =>
+        {
+            p.Add(Text(tenantId));
+            p.Add(new NpgsqlParameter<Guid> { TypedValue = sessionId, NpgsqlDbType = NpgsqlDbType.Uuid });
+        }, cancellationToken).ConfigureAwait(false) > 0;
+
+    /// <inheritdoc />
+    public async ValueTask<int> RevokeAllAsync(string tenantId, string userId, Guid? exceptSessionId, CancellationToken cancellationToken) =>
+        await ExecuteAsync(_sql.RevokeAll, p =>
+        {
+            p.Add(Text(tenantId));
+            p.Add(Text(userId));
+            p.Add(new NpgsqlParameter { Value = exceptSessionId is { } id ? id : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        }, cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask PingAsync(CancellationToken cancellationToken) =>
+        await ExecuteAsync(_sql.Ping, static _ => { }, cancellationToken).ConfigureAwait(false);
+
+    private NpgsqlCommand LoadCommand(NpgsqlConnection connection, PgSessionLoadRequest request)
+    {
+        var command = new NpgsqlCommand(_sql.Load, connection);
+        command.Parameters.Add(Bytes(request.KeyHash));
+        command.Parameters.Add(Text(request.TenantId));
+        command.Parameters.Add(Time(request.Now));
+        command.Parameters.Add(Interval(request.TouchInterval));
+        return command;
+    }
+
+    private static PgSessionInfo ReadInfo(NpgsqlDataReader reader) => new(
+        reader.GetGuid(0),
+        reader.GetString(1),
+        reader.GetFieldValue<DateTimeOffset>(2),
+        reader.GetFieldValue<DateTimeOffset>(3),
+        reader.GetFieldValue<DateTimeOffset>(4),
+        reader.GetFieldValue<DateTimeOffset>(5),
+        reader.IsDBNull(6) ? null : reader.GetString(6),
+        reader.IsDBNull(7) ? null : reader.GetString(7));
+
+    private static PgSessionRecord ReadRecord(NpgsqlDataReader reader) => new()
+    {
+        KeyHash = reader.GetFieldValue<byte[]>(0),
+        SessionId = reader.GetGuid(1),
+        TenantId = reader.GetString(2),
+        UserId = reader.IsDBNull(3) ? null : reader.GetString(3),
+        CreatedAt = reader.GetFieldValue<DateTimeOffset>(4),
+        LastSeenAt = reader.GetFieldValue<DateTimeOffset>(5),
+        IdleTimeout = reader.GetFieldValue<TimeSpan>(6),
+        AbsoluteExpiresAt = reader.GetFieldValue<DateTimeOffset>(7),
+        Version = reader.GetInt64(8),
+        Data = reader.GetFieldValue<byte[]>(9),
+        ClientIp = reader.IsDBNull(10) ? null : reader.GetString(10),
+        UserAgent = reader.IsDBNull(11) ? null : reader.GetString(11),
+    };
+
+    private async ValueTask<int> ExecuteAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(sql, connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            bind(command.Parameters);
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+
+    private PgFirstSchemaException? Translate(PostgresException ex) => PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
+
+    private static NpgsqlParameter<byte[]> Bytes(byte[] value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Bytea };
+
+    private static NpgsqlParameter Text(string? value) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
+
+    private static NpgsqlParameter<DateTimeOffset> Time(DateTimeOffset value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.TimestampTz };
+
+    private static NpgsqlParameter<TimeSpan> Interval(TimeSpan value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Interval };
+}
