@@ -35,7 +35,10 @@ public interface IPgSessionBackend
     /// </summary>
     /// <param name="record">The session; its <see cref="PgSessionRecord.LastSeenAt"/> is the creation time.</param>
     /// <param name="cancellationToken">The token to cancel the write.</param>
-    /// <returns><see langword="true"/> when stored; <see langword="false"/> when a session with that key hash exists.</returns>
+    /// <returns>
+    /// <see langword="true"/> when stored (replacing a dead session under the same key hash); <see langword="false"/>,
+    /// changing nothing, when a session with that key hash is live at <see cref="PgSessionRecord.LastSeenAt"/>.
+    /// </returns>
     ValueTask<bool> InsertAsync(PgSessionRecord record, CancellationToken cancellationToken);
 
     /// <summary>

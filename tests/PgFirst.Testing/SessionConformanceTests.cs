@@ -651,6 +651,7 @@ public abstract class SessionConformanceTests : IAsyncLifetime
         Assert.Contains(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.LoadFailed && e.Level == LogLevel.Error);
 
         proxy.ComeBack();
+        await WaitUntilBackAsync(browser);
         Assert.Equal("1", await browser.GetAsync("/get/a"));
     }
 
@@ -671,7 +672,19 @@ public abstract class SessionConformanceTests : IAsyncLifetime
 
         Assert.Contains(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed && e.Level == LogLevel.Error);
         proxy.ComeBack();
+        await WaitUntilBackAsync(browser);
         Assert.Equal("1", await browser.GetAsync("/get/a"));
+    }
+
+    // A client may need a moment to notice its server is back (Redis reconnects on its heartbeat); no app restart.
+    private static async Task WaitUntilBackAsync(Browser browser)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await browser.SendAsync(HttpMethod.Get, "/get/a")).Status != HttpStatusCode.OK)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The store did not come back within 30 s.");
+            await Task.Delay(200, CancellationToken);
+        }
     }
 
     private static string Pad(string text) => (text.Length % 4) switch

@@ -7,25 +7,15 @@ namespace PgSessions.Tests;
 
 public class PostgresSessionConformanceTests(PostgresServer server) : SessionConformanceTests
 {
-    private readonly string _schema = PostgresServer.NewSchemaName();
+    private readonly PostgresSchema _schema = new(server);
     private readonly CapturingLoggerProvider _npgsqlLogs = new();
-    private readonly List<NpgsqlDataSource> _dataSources = [];
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
-        await using (var dataSource = server.CreateDataSource())
-        await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{_schema}\" CASCADE"))
-        {
-            await drop.ExecuteNonQueryAsync();
-        }
-
-        foreach (var dataSource in _dataSources)
-        {
-            await dataSource.DisposeAsync();
-        }
+        await _schema.DisposeAsync();
     }
 
     protected override void ConfigureBackend(IServiceCollection services, TcpProxy? proxy)
@@ -41,12 +31,10 @@ public class PostgresSessionConformanceTests(PostgresServer server) : SessionCon
         // Npgsql logs one CommandExecutionCompleted event per command: counting them counts round trips of commands.
         var builder = new NpgsqlDataSourceBuilder(connectionString.ConnectionString);
         builder.UseLoggerFactory(LoggerFactory.Create(l => l.AddProvider(_npgsqlLogs).SetMinimumLevel(LogLevel.Trace)));
-        var dataSource = builder.Build();
-        _dataSources.Add(dataSource);
-        services.AddSingleton(dataSource);
+        services.AddSingleton(_schema.Track(builder.Build()));
         services.AddPgFirst(o =>
         {
-            o.SchemaName = _schema;
+            o.SchemaName = _schema.Name;
             o.ApplySchemaOnStartup = true;
             o.Maintenance.Enabled = false;
         });

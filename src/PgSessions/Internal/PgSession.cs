@@ -142,13 +142,20 @@ internal sealed class PgSession : ISession
             return;
         }
 
+        if (_keyIsNew)
+        {
+            // A key the middleware just made names no stored session: nothing to read.
+            Loaded(null, async: true, started: 0);
+            return;
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_ioTimeout);
         var started = PgSessionsMetrics.Start();
         PgSessionRecord? record;
         try
         {
-            record = _keyIsNew ? null : await _store.Backend.LoadAsync(LoadRequest(), timeout.Token).ConfigureAwait(false);
+            record = await _store.Backend.LoadAsync(LoadRequest(), timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is not PgSessionException)
         {

@@ -1,0 +1,262 @@
+namespace PgFirst.Redis.Internal;
+
+// The Lua scripts of the Redis session backend: every operation is one script, so it is one round trip and atomic.
+//
+// Layout, under one tenant's scope {prefix}s:{tenant length}:{tenant}: (see RedisSessionBackend.Scope):
+//   k:{key hash, 64 lowercase hex}  HASH    the session: id (session id, 32 hex), user (absent when none), v (version),
+//                                           data, created, seen (last seen), idle (idle timeout), abs (absolute expiry),
+//                                           ip and ua (absent when none). Times are unix µs on the app clock, spans µs.
+//   i:{session id, 32 hex}          STRING  the key hash (hex) of that session, to revoke it by id.
+//   u:{user id}                     SET     the key hashes (hex) of the sessions bound to that user.
+// The user id comes last in its key, and the tenant is length-prefixed, so no two (tenant, user) pairs share a key.
+//
+// Liveness is decided by the "now" the caller passes (the app's TimeProvider), never by Redis's clock. Redis TTLs only
+// free dead sessions: a session and its id key live for the session's remaining lifetime plus a margin (relative
+// PEXPIRE, so the two clocks need not agree), refreshed on every touch and write; a user set lives at least as long as
+// its longest-lived member. Members whose session vanished or moved to another user are pruned as they are met.
+//
+// Times stay below 2^53 µs unless a caller passes dates near year 9999; Lua's doubles compare those well enough, and
+// the stored strings, never recomputed numbers, are returned, so values round-trip exactly. Optional strings are passed
+// as '' (none) or '+' followed by the value.
+//
+// Every script takes ARGV[1] = the tenant scope; the session key KEYS[1] (or KEYS[2]) is always {scope}k:{member}.
+internal static class RedisSessionScripts
+{
+    private const string Common = """
+        local scope = ARGV[1]
+
+        local function ms(n)
+            return string.format('%.0f', n)
+        end
+
+        local function optional(value)
+            if value == '' then
+                return nil
+            end
+            return string.sub(value, 2)
+        end
+
+        local function member_of(key)
+            return string.sub(key, #scope + 3)
+        end
+
+        local function session_key(member)
+            return scope .. 'k:' .. member
+        end
+
+        local function id_key(id)
+            return scope .. 'i:' .. id
+        end
+
+        local function user_key(user)
+            return scope .. 'u:' .. user
+        end
+
+        local function expires_at(seen, idle, abs)
+            local idle_expiry = tonumber(seen) + tonumber(idle)
+            local absolute = tonumber(abs)
+            if absolute < idle_expiry then
+                return absolute
+            end
+            return idle_expiry
+        end
+
+        -- Milliseconds to keep a session that expires at `expires`: its time left (rounded up) plus the margin.
+        local function ttl_of(expires, now, margin)
+            local left = expires - now
+            if left < 0 then
+                left = 0
+            end
+            return math.ceil(left / 1000) + margin
+        end
+
+        local function track(set, member, ttl)
+            local existed = redis.call('EXISTS', set)
+            redis.call('SADD', set, member)
+            if existed == 0 then
+                redis.call('PEXPIRE', set, ms(ttl))
+            else
+                redis.call('PEXPIRE', set, ms(ttl), 'GT')
+            end
+        end
+
+        -- A few members per write, so a user set stays within a small factor of its sessions even if never listed.
+        local function prune(set, user)
+            for _, m in ipairs(redis.call('SRANDMEMBER', set, 3)) do
+                if redis.call('HGET', session_key(m), 'user') ~= user then
+                    redis.call('SREM', set, m)
+                end
+            end
+        end
+
+        -- Deletes a session and its index entries; `id` and `user` are its fields.
+        local function forget(key, id, user)
+            local member = member_of(key)
+            redis.call('DEL', key)
+            if redis.call('GET', id_key(id)) == member then
+                redis.call('DEL', id_key(id))
+            end
+            if user then
+                redis.call('SREM', user_key(user), member)
+            end
+        end
+
+        -- Gives a session's keys the lifetime `ttl` (ms) and (re)indexes it under its id and user.
+        local function keep(key, id, user, ttl)
+            local member = member_of(key)
+            redis.call('PEXPIRE', key, ms(ttl))
+            redis.call('SET', id_key(id), member, 'PX', ms(ttl))
+            if user then
+                track(user_key(user), member, ttl)
+            end
+        end
+
+        """;
+
+    // KEYS[1]: the session. ARGV[2] now, [3] touch interval µs, [4] margin ms. Returns false (nil) unless live, else
+    // {id, user, v, data, created, seen, idle, abs, ip, ua} after the touch (absent fields as nil).
+    private const string LoadText = Common + """
+        local key, now, margin = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+        local h = redis.call('HMGET', key, 'id', 'user', 'v', 'data', 'created', 'seen', 'idle', 'abs', 'ip', 'ua')
+        if not h[1] or expires_at(h[6], h[7], h[8]) <= now then
+            return false
+        end
+        if now - tonumber(h[6]) >= tonumber(ARGV[3]) then
+            h[6] = ARGV[2]
+            redis.call('HSET', key, 'seen', ARGV[2])
+            keep(key, h[1], h[2], ttl_of(expires_at(h[6], h[7], h[8]), now, margin))
+        end
+        return h
+        """;
+
+    // KEYS[1]: the session. ARGV[2] now (its last-seen time), [3] margin ms, [4] id, [5] user (optional), [6] data,
+    // [7] created, [8] idle µs, [9] abs, [10] ip (optional), [11] user agent (optional). Returns 1 when stored, 0 when a
+    // live session holds the key hash. A dead one still there is replaced, its index entries with it.
+    private const string InsertText = Common + """
+        local key, now, margin = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+        local id, user, ip, ua = ARGV[4], optional(ARGV[5]), optional(ARGV[10]), optional(ARGV[11])
+        local old = redis.call('HMGET', key, 'id', 'user', 'seen', 'idle', 'abs')
+        if old[1] then
+            if expires_at(old[3], old[4], old[5]) > now then
+                return 0
+            end
+            forget(key, old[1], old[2])
+        end
+        redis.call('HSET', key, 'id', id, 'v', '1', 'data', ARGV[6], 'created', ARGV[7], 'seen', ARGV[2], 'idle', ARGV[8], 'abs', ARGV[9])
+        if user then
+            redis.call('HSET', key, 'user', user)
+        end
+        if ip then
+            redis.call('HSET', key, 'ip', ip)
+        end
+        if ua then
+            redis.call('HSET', key, 'ua', ua)
+        end
+        keep(key, id, user, ttl_of(expires_at(ARGV[2], ARGV[8], ARGV[9]), now, margin))
+        if user then
+            prune(user_key(user), user)
+        end
+        return 1
+        """;
+
+    // KEYS[1]: the session, KEYS[2]: where it is to live from now on (the same key unless regenerated). ARGV[2] now,
+    // [3] margin ms, [4] expected version, [5] data, [6] user (optional), [7] idle µs, [8] abs. Returns the new version,
+    // or false (nil) when the session is missing, dead at now, or at another version. A live session already at KEYS[2]
+    // (a key hash collision, which random keys never produce) fails the script rather than being overwritten.
+    private const string UpdateText = Common + """
+        local key, target, now, margin = KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3])
+        local user = optional(ARGV[6])
+        local h = redis.call('HMGET', key, 'id', 'user', 'v', 'seen', 'idle', 'abs')
+        if not h[1] or tonumber(h[3]) ~= tonumber(ARGV[4]) or expires_at(h[4], h[5], h[6]) <= now then
+            return false
+        end
+        local moved = target ~= key
+        if moved then
+            local other = redis.call('HMGET', target, 'id', 'user', 'seen', 'idle', 'abs')
+            if other[1] then
+                if expires_at(other[3], other[4], other[5]) > now then
+                    return redis.error_reply('ERR PgFirst session key hash already holds a live session')
+                end
+                forget(target, other[1], other[2])
+            end
+            redis.call('RENAME', key, target)
+        end
+        if h[2] and (moved or h[2] ~= user) then
+            redis.call('SREM', user_key(h[2]), member_of(key))
+        end
+        local version = tonumber(h[3]) + 1
+        redis.call('HSET', target, 'v', ms(version), 'data', ARGV[5], 'seen', ARGV[2], 'idle', ARGV[7], 'abs', ARGV[8])
+        if user then
+            redis.call('HSET', target, 'user', user)
+        else
+            redis.call('HDEL', target, 'user')
+        end
+        keep(target, h[1], user, ttl_of(expires_at(ARGV[2], ARGV[7], ARGV[8]), now, margin))
+        if user then
+            prune(user_key(user), user)
+        end
+        return version
+        """;
+
+    // KEYS[1]: the user set. ARGV[2] the user, [3] now. Returns {id, created, seen, idle, abs, ip, ua} per live session,
+    // unordered. Members whose session is gone or bound to someone else are dropped.
+    private const string ListText = Common + """
+        local user, now = ARGV[2], tonumber(ARGV[3])
+        local sessions = {}
+        for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            local h = redis.call('HMGET', session_key(m), 'id', 'user', 'created', 'seen', 'idle', 'abs', 'ip', 'ua')
+            if not h[1] or h[2] ~= user then
+                redis.call('SREM', KEYS[1], m)
+            elseif expires_at(h[4], h[5], h[6]) > now then
+                table.remove(h, 2)
+                sessions[#sessions + 1] = h
+            end
+        end
+        return sessions
+        """;
+
+    // KEYS[1]: the session's id key. ARGV[2] the session id. Returns 1 when a session was deleted, else 0.
+    private const string RevokeText = Common + """
+        local member = redis.call('GET', KEYS[1])
+        if not member then
+            return 0
+        end
+        redis.call('DEL', KEYS[1])
+        local key = session_key(member)
+        local h = redis.call('HMGET', key, 'id', 'user')
+        if h[1] ~= ARGV[2] then
+            return 0
+        end
+        forget(key, h[1], h[2])
+        return 1
+        """;
+
+    // KEYS[1]: the user set. ARGV[2] the user, [3] the session id to keep, or ''. Returns how many were deleted.
+    private const string RevokeAllText = Common + """
+        local user, keep_id = ARGV[2], ARGV[3]
+        local deleted = 0
+        for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            local key = session_key(m)
+            local h = redis.call('HMGET', key, 'id', 'user')
+            if not h[1] or h[2] ~= user then
+                redis.call('SREM', KEYS[1], m)
+            elseif h[1] ~= keep_id then
+                forget(key, h[1], h[2])
+                deleted = deleted + 1
+            end
+        end
+        return deleted
+        """;
+
+    public static RedisScript Load { get; } = new(LoadText);
+
+    public static RedisScript Insert { get; } = new(InsertText);
+
+    public static RedisScript Update { get; } = new(UpdateText);
+
+    public static RedisScript List { get; } = new(ListText);
+
+    public static RedisScript Revoke { get; } = new(RevokeText);
+
+    public static RedisScript RevokeAll { get; } = new(RevokeAllText);
+}

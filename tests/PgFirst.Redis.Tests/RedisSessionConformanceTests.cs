@@ -1,0 +1,48 @@
+using Microsoft.Extensions.DependencyInjection;
+using PgFirst.Testing;
+using StackExchange.Redis;
+using StackExchange.Redis.Profiling;
+
+namespace PgFirst.Redis.Tests;
+
+public class RedisSessionConformanceTests(RedisServer server) : SessionConformanceTests
+{
+    private readonly string _prefix = RedisServer.NewKeyPrefix();
+    private readonly List<ConnectionMultiplexer> _connections = [];
+    private ProfilingSession _profiling = new();
+
+    protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await server.DeleteKeysAsync(_prefix);
+        foreach (var connection in _connections)
+        {
+            await connection.DisposeAsync();
+        }
+    }
+
+    protected override void ConfigureBackend(IServiceCollection services, TcpProxy? proxy)
+    {
+        var configuration = proxy is null ? ConfigurationOptions.Parse(server.Configuration) : server.ThroughProxy(proxy);
+        configuration.AbortOnConnectFail = false;
+        var connection = ConnectionMultiplexer.Connect(configuration);
+        // Every command the store sends is profiled: counting them counts the store's round trips of commands.
+        connection.RegisterProfiler(() => _profiling);
+        _connections.Add(connection);
+        services.AddSingleton<IConnectionMultiplexer>(connection);
+        services.AddPgFirst(o => o.Backend = PgFirstBackend.Redis).AddRedis(o =>
+        {
+            o.Configuration = server.Configuration;
+            o.KeyPrefix = _prefix;
+        });
+    }
+
+    protected override int TakeCommandCount()
+    {
+        var count = _profiling.FinishProfiling().Count();
+        _profiling = new ProfilingSession();
+        return count;
+    }
+}
