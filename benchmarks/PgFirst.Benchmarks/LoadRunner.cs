@@ -17,7 +17,7 @@ namespace PgFirst.Benchmarks;
 /// connections oldest-first, so a pool warmed by a bigger step would skew a smaller one). Ratios are read within one run.
 /// Usage: <c>dotnet run -c Release --project benchmarks/PgFirst.Benchmarks -- load [--seconds N] [--callers 1,8,32]</c>.
 /// </summary>
-internal static class LoadRunner
+internal static partial class LoadRunner
 {
     private const string Schema = "bench_load";
     private const int Keys = 10_000;
@@ -41,6 +41,16 @@ internal static class LoadRunner
             ("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
             ("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
             ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
+            ("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
+            ("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
+            ("session read-only request: raw prepared CTE load", () => Step.RawSessionLoadCteAsync()),
+            ("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
+            ("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
+            ("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
+            ("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
+            ("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
+            ("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
+            ("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),
         };
 
         Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
@@ -105,7 +115,7 @@ internal static class LoadRunner
             await drop.ExecuteNonQueryAsync();
         }
 
-        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule]).ApplyAsync();
+        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule, PgSessions.PostgresSessionBackend.SchemaModule]).ApplyAsync();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
         var tenants = new PgTenantContext("default");
         var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };
@@ -117,6 +127,8 @@ internal static class LoadRunner
             await cache.SetManyAsync(chunk, options);
             await redisCache.SetManyAsync(chunk, options);
         }
+
+        await PrepareSessionsAsync();
     }
 
     private static string Key(long i) => "product:" + (i % Keys).ToString(CultureInfo.InvariantCulture);
@@ -130,7 +142,7 @@ internal static class LoadRunner
         return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
     }
 
-    private sealed class Step(Func<long, Task> operation, Func<ValueTask> dispose) : IAsyncDisposable
+    private sealed partial class Step(Func<long, Task> operation, Func<ValueTask> dispose) : IAsyncDisposable
     {
         private static readonly byte[] Value = new byte[1024];
         private static readonly DistributedCacheEntryOptions SetOptions = new() { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };

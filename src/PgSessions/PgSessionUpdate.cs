@@ -31,4 +31,12 @@ public sealed class PgSessionUpdate
 
     /// <summary>Gets the current time: the new last-seen time, and the time the session must still be live at.</summary>
     public DateTimeOffset Now { get; init; }
+
+    /// <summary>
+    /// Gets how stale the last-seen time may be before the write must move it to <see cref="Now"/>, as for loads; a
+    /// backend may move it anyway (Redis does). PostgreSQL leaves a fresh last-seen (and so the indexed expiry)
+    /// unchanged, which lets it update the row in place (HOT).
+    /// </summary>
+    /// <value>The default is zero: every write moves it.</value>
+    public TimeSpan TouchInterval { get; init; }
 }

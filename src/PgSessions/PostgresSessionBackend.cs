@@ -113,6 +113,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             p.Add(Interval(update.IdleTimeout));
             p.Add(Time(update.AbsoluteExpiresAt));
             p.Add(Time(update.Now));
+            p.Add(Interval(update.TouchInterval));
             await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
             var result = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
             return result is long version ? version : null;

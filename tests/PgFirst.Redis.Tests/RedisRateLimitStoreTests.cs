@@ -9,6 +9,7 @@ namespace PgFirst.Redis.Tests;
 
 // Redis-only behaviour of the rate-limit store: the key layout, what the script writes, its expiry, the exact decision
 // rules of ratelimit_acquire, and the wiring.
+[Collection(FlushesScriptCache.Name)]
 public class RedisRateLimitStoreTests(RedisServer server) : IAsyncLifetime
 {
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);

@@ -9,6 +9,7 @@ namespace PgFirst.Redis.Tests;
 
 // Redis-only behaviour of the session backend: the key layout, the TTLs that let Redis clean up on its own, index
 // pruning, the script cache fallback, errors and the wiring.
+[Collection(FlushesScriptCache.Name)]
 public class RedisSessionBackendTests(RedisServer server) : IAsyncLifetime
 {
     private static readonly DateTimeOffset Start = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);

@@ -41,7 +41,8 @@ public class RedisSessionConformanceTests(RedisServer server) : SessionConforman
 
     protected override int TakeCommandCount()
     {
-        var count = _profiling.FinishProfiling().Count();
+        // The multiplexer's own housekeeping (heartbeat PING/ECHO, handshake) is not the store's.
+        var count = _profiling.FinishProfiling().Count(c => c.Command is not ("PING" or "ECHO" or "INFO" or "CLIENT" or "CLUSTER" or "CONFIG" or "SUBSCRIBE" or "ROLE" or "HELLO" or "AUTH" or "SELECT"));
         _profiling = new ProfilingSession();
         return count;
     }

@@ -440,6 +440,7 @@ internal sealed class PgSession : ISession
                     IdleTimeout = _idleTimeout,
                     AbsoluteExpiresAt = _absoluteExpiresAt,
                     Now = _store.Now(),
+                    TouchInterval = _store.Options.TouchInterval,
                 },
                 cancellationToken).ConfigureAwait(false);
             if (version is { } stored)

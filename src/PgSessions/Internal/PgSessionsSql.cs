@@ -32,6 +32,8 @@ internal sealed class PgSessionsSql(string schemaName)
         WHERE s.expires_at <= EXCLUDED.last_seen_at
         """;
 
+    // The last-seen time (and with it the indexed expiry) moves only when older than the touch interval ($10), so the
+    // common write changes no indexed column and is a HOT update.
     public string Update => $"""
         UPDATE {_schema}.session
         SET key_hash = $2,
@@ -39,8 +41,8 @@ internal sealed class PgSessionsSql(string schemaName)
             user_id = $6,
             idle_timeout = $7,
             absolute_expires_at = $8,
-            last_seen_at = $9,
-            expires_at = LEAST($9 + $7, $8),
+            last_seen_at = CASE WHEN $9 - last_seen_at >= $10 THEN $9 ELSE last_seen_at END,
+            expires_at = LEAST(CASE WHEN $9 - last_seen_at >= $10 THEN $9 ELSE last_seen_at END + $7, $8),
             version = version + 1
         WHERE key_hash = $1
           AND tenant_id = $3

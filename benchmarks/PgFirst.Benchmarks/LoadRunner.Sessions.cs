@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Session;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using NpgsqlTypes;
+using PgFirst.Core;
+using PgSessions;
+
+namespace PgFirst.Benchmarks;
+
+// Session scenarios. A "request" is what SessionMiddleware asks of the store for one request carrying a cookie:
+// Create, LoadAsync, read (and for a modifying request, write) the cart, CommitAsync. The cookie's Data Protection
+// work is the middleware's and the same for every store, so it is left out.
+internal static partial class LoadRunner
+{
+    private const int Sessions = 10_000;
+    private static readonly byte[] Cart = new byte[1024];
+
+    private static string SessionKey(long i) => new Guid((int)(i % Sessions), 0, 0, new byte[8]).ToString();
+
+    private static async Task PrepareSessionsAsync()
+    {
+        foreach (var (provider, dispose) in new[] { SessionServices(redis: false), SessionServices(redis: true) })
+        {
+            var store = provider.GetRequiredService<ISessionStore>();
+            for (var i = 0; i < Sessions; i++)
+            {
+                // A new session writes its cookie, so it needs a request.
+                provider.GetRequiredService<IHttpContextAccessor>().HttpContext = new DefaultHttpContext();
+                await WriteNewSessionAsync(store.Create(SessionKey(i), TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: true));
+            }
+
+            await dispose();
+        }
+
+        using var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = "bench-load-stock:" });
+        var stock = new DistributedSessionStore(cache, NullLoggerFactory.Instance);
+        for (var i = 0; i < Sessions; i++)
+        {
+            await WriteNewSessionAsync(stock.Create(SessionKey(i), TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: true));
+        }
+    }
+
+    private static async Task WriteNewSessionAsync(ISession session)
+    {
+        await session.LoadAsync();
+        session.Set("cart", Cart);
+        await session.CommitAsync();
+    }
+
+    // PgSessions as an app gets it: AddPgFirst + AddPgSessions (+ AddRedis for the Redis twin), one provider per step.
+    private static (ServiceProvider Provider, Func<ValueTask> Dispose) SessionServices(bool redis)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+        services.AddSingleton(dataSource);
+        var first = services.AddPgFirst(o =>
+        {
+            o.SchemaName = Schema;
+            o.Backend = redis ? PgFirstBackend.Redis : PgFirstBackend.PostgreSql;
+            o.Maintenance.Enabled = false;
+        });
+        if (redis)
+        {
+            first.AddRedis(o =>
+            {
+                o.Configuration = BenchmarkServers.Redis;
+                o.KeyPrefix = "bench-load-sessions:";
+            });
+        }
+
+        services.AddPgSessions(o => o.IdleTimeout = TimeSpan.FromHours(2));
+        var provider = services.BuildServiceProvider();
+        return (provider, async () =>
+        {
+            await provider.DisposeAsync();
+            await dataSource.DisposeAsync();
+        });
+    }
+
+    private sealed partial class Step
+    {
+        public static Task<Step> RawSessionSelectAsync() => Raw(
+            $"SELECT data FROM \"{Schema}\".session WHERE key_hash = $1 AND tenant_id = $2 AND expires_at > $3",
+            (p, i) =>
+            {
+                p.Add(new NpgsqlParameter<byte[]> { TypedValue = SHA256.HashData(Encoding.UTF8.GetBytes(SessionKey(i))), NpgsqlDbType = NpgsqlDbType.Bytea });
+                p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            });
+
+        public static Task<Step> RawSessionLoadFunctionAsync() => Raw(
+            $"SELECT {PgSessionsColumns} FROM \"{Schema}\".session_load($1, $2, $3, $4)",
+            BindLoad);
+
+        public static Task<Step> RawSessionLoadCteAsync() => Raw(
+            $"""
+            WITH touched AS (
+                UPDATE "{Schema}".session AS t
+                SET last_seen_at = $3, expires_at = LEAST($3 + t.idle_timeout, t.absolute_expires_at)
+                WHERE t.key_hash = $1 AND t.tenant_id = $2 AND t.expires_at > $3 AND $3 - t.last_seen_at >= $4
+                RETURNING {PgSessionsColumns}
+            )
+            SELECT {PgSessionsColumns} FROM touched
+            UNION ALL
+            SELECT {PgSessionsColumns} FROM "{Schema}".session AS s
+            WHERE s.key_hash = $1 AND s.tenant_id = $2 AND s.expires_at > $3 AND NOT EXISTS (SELECT FROM touched)
+            """,
+            BindLoad);
+
+        private const string PgSessionsColumns = "key_hash, session_id, tenant_id, user_id, created_at, last_seen_at, idle_timeout, absolute_expires_at, version, data, client_ip, user_agent";
+
+        private static void BindLoad(NpgsqlParameterCollection p, long i)
+        {
+            p.Add(new NpgsqlParameter<byte[]> { TypedValue = SHA256.HashData(Encoding.UTF8.GetBytes(SessionKey(i))), NpgsqlDbType = NpgsqlDbType.Bytea });
+            p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+            p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromMinutes(1), NpgsqlDbType = NpgsqlDbType.Interval });
+        }
+
+        // Writes back a stored session's own bytes, so the sessions stay readable for the scenarios after it.
+        public static async Task<Step> RawSessionUpdateAsync()
+        {
+            await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            await using var read = dataSource.CreateCommand($"SELECT data FROM \"{Schema}\".session LIMIT 1");
+            var data = (byte[])(await read.ExecuteScalarAsync())!;
+            return await Raw(
+                $"UPDATE \"{Schema}\".session SET data = $2, version = version + 1 WHERE key_hash = $1",
+                (p, i) =>
+                {
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = SHA256.HashData(Encoding.UTF8.GetBytes(SessionKey(i))), NpgsqlDbType = NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = data, NpgsqlDbType = NpgsqlDbType.Bytea });
+                });
+        }
+
+        public static Task<Step> SessionRequestAsync(bool redis, bool modify)
+        {
+            var (provider, dispose) = SessionServices(redis);
+            var store = provider.GetRequiredService<ISessionStore>();
+            return Task.FromResult(new Step(i => RequestAsync(store, i, modify), dispose));
+        }
+
+        public static Task<Step> StockSessionRequestAsync(bool modify)
+        {
+            var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = "bench-load-stock:" });
+            var store = new DistributedSessionStore(cache, NullLoggerFactory.Instance);
+            return Task.FromResult(new Step(
+                i => RequestAsync(store, i, modify),
+                () =>
+                {
+                    cache.Dispose();
+                    return ValueTask.CompletedTask;
+                }));
+        }
+
+        private static async Task RequestAsync(ISessionStore store, long i, bool modify)
+        {
+            var session = store.Create(SessionKey(i), TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: false);
+            await session.LoadAsync();
+            if (!session.TryGetValue("cart", out var cart))
+            {
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"Session {i % Sessions} has no cart."));
+            }
+
+            if (modify)
+            {
+                cart[0]++;
+                session.Set("cart", cart);
+            }
+
+            await session.CommitAsync();
+        }
+    }
+}
