@@ -124,6 +124,38 @@ internal static partial class LoadRunner
             p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromMinutes(1), NpgsqlDbType = NpgsqlDbType.Interval });
         }
 
+        // PgSessions' own commit statement, prepared and called raw: what the store's write costs without the store.
+        public static async Task<Step> RawSessionCommitStatementAsync()
+        {
+            await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            await using var read = dataSource.CreateCommand($"SELECT data FROM \"{Schema}\".session LIMIT 1");
+            var data = (byte[])(await read.ExecuteScalarAsync())!;
+            return await Raw(
+                $"""
+                UPDATE "{Schema}".session
+                SET key_hash = $2, data = $5, user_id = $6, idle_timeout = $7, absolute_expires_at = $8,
+                    last_seen_at = CASE WHEN $9 - last_seen_at >= $10 THEN $9 ELSE last_seen_at END,
+                    expires_at = LEAST(CASE WHEN $9 - last_seen_at >= $10 THEN $9 ELSE last_seen_at END + $7, $8),
+                    version = version + 1
+                WHERE key_hash = $1 AND tenant_id = $3 AND version >= $4 AND expires_at > $9
+                RETURNING version
+                """,
+                (p, i) =>
+                {
+                    var hash = SHA256.HashData(Encoding.UTF8.GetBytes(SessionKey(i)));
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = hash, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = hash, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                    p.Add(new NpgsqlParameter<long> { TypedValue = 0, NpgsqlDbType = NpgsqlDbType.Bigint });
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = data, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+                    p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromHours(2), NpgsqlDbType = NpgsqlDbType.Interval });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(12), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromMinutes(1), NpgsqlDbType = NpgsqlDbType.Interval });
+                });
+        }
+
         // Writes back a stored session's own bytes, so the sessions stay readable for the scenarios after it.
         public static async Task<Step> RawSessionUpdateAsync()
         {

@@ -48,6 +48,7 @@ internal static partial class LoadRunner
             ("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
             ("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
             ("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
+            ("session modifying request: raw prepared PgSessions commit statement", () => Step.RawSessionCommitStatementAsync()),
             ("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
             ("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
             ("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),

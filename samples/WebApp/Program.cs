@@ -28,7 +28,11 @@ var pgFirst = builder.Services.AddPgFirst(builder.Configuration.GetSection("PgFi
 var pgFirstOptions = builder.Configuration.GetSection("PgFirst").Get<PgFirstOptions>() ?? new PgFirstOptions();
 builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
 builder.Services.AddPgRateLimiting();
-var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]);
+builder.Services.AddPgSessions(builder.Configuration.GetSection("PgSessions"));
+
+// The Data Protection key ring (it protects the session cookie) lives in PostgreSQL, so every instance reads every cookie.
+builder.Services.AddDataProtection().PersistKeysToPgFirst();
+var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]);
 if (pgFirstOptions.UsesRedis)
 {
     var redis = builder.Configuration.GetConnectionString("Redis");
@@ -44,6 +48,16 @@ if (printSchema)
     Console.Out.Write(app.Services.GetRequiredService<PgSchemaInstaller>().GenerateScript());
     return;
 }
+
+app.UseSession();
+
+app.MapGet("/session/visits", async (HttpContext context) =>
+{
+    await context.Session.LoadAsync();
+    var visits = (context.Session.GetInt32("visits") ?? 0) + 1;
+    context.Session.SetInt32("visits", visits);
+    return Results.Json(new { sessionId = context.Session.Id, visits });
+});
 
 app.MapGet("/", (Microsoft.Extensions.Options.IOptions<PgFirstOptions> options) =>
 {

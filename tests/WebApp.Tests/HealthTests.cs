@@ -45,6 +45,26 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
         Assert.True(await RelationExistsAsync("schema_version"));
         Assert.True(await RelationExistsAsync("cache_entry"));
         Assert.True(await RelationExistsAsync("rate_limit_counter"));
+        Assert.True(await RelationExistsAsync("session"));
+        Assert.True(await RelationExistsAsync("data_protection_key"));
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgsessions").GetProperty("status").GetString());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task Session_KeepsItsDataAcrossRequests_OnEitherBackend(string? backend)
+    {
+        await using var app = CreateApp(backend);
+        using var client = app.CreateClient(); // the factory's client keeps cookies
+
+        var (_, first) = await GetJsonAsync(client, "/session/visits");
+        var (_, second) = await GetJsonAsync(client, "/session/visits");
+
+        Assert.Equal(1, first.GetProperty("visits").GetInt32());
+        Assert.Equal(2, second.GetProperty("visits").GetInt32());
+        Assert.Equal(first.GetProperty("sessionId").GetString(), second.GetProperty("sessionId").GetString());
+        Assert.True(await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".data_protection_key") >= 1);
     }
 
     [Fact]
