@@ -43,7 +43,6 @@ internal static partial class LoadRunner
             ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
             ("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
             ("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
-            ("session read-only request: raw prepared CTE load", () => Step.RawSessionLoadCteAsync()),
             ("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
             ("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
             ("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
@@ -129,7 +128,6 @@ internal static partial class LoadRunner
             await redisCache.SetManyAsync(chunk, options);
         }
 
-        await PrepareSessionsAsync();
     }
 
     private static string Key(long i) => "product:" + (i % Keys).ToString(CultureInfo.InvariantCulture);
