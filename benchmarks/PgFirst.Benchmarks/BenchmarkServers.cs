@@ -1,11 +1,17 @@
 namespace PgFirst.Benchmarks;
 
-/// <summary>The servers to measure against: the ones ./pgfirst env prints.</summary>
+/// <summary>The servers to measure against: the ones ./pgfirst env prints, unless the load runner was given others.</summary>
 internal static class BenchmarkServers
 {
-    public static string Postgres => Require("PGFIRST_POSTGRES");
+    /// <summary>Gets or sets a connection string that replaces PGFIRST_POSTGRES (the load runner's --postgres).</summary>
+    public static string? PostgresOverride { get; set; }
 
-    public static string Redis => Require("PGFIRST_REDIS");
+    /// <summary>Gets or sets a configuration that replaces PGFIRST_REDIS (the load runner's --redis).</summary>
+    public static string? RedisOverride { get; set; }
+
+    public static string Postgres => PostgresOverride ?? Require("PGFIRST_POSTGRES");
+
+    public static string Redis => RedisOverride ?? Require("PGFIRST_REDIS");
 
     private static string Require(string variable) =>
         Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value

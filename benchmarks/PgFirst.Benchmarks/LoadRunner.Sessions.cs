@@ -18,7 +18,7 @@ namespace PgFirst.Benchmarks;
 // work is the middleware's and the same for every store, so it is left out.
 internal static partial class LoadRunner
 {
-    private const int Sessions = 10_000;
+    private static int Sessions = 10_000;
 
     // The session scenarios run within this interval of the sessions' creation, so no load in them writes a touch: the
     // figures are of the steady state between touches. A touch (one UPDATE inside the same round trip) happens once per
@@ -54,7 +54,7 @@ internal static partial class LoadRunner
             await dispose();
         }
 
-        using var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = "bench-load-stock:" });
+        using var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = RedisPrefix + "stock:" });
         var stock = new DistributedSessionStore(cache, NullLoggerFactory.Instance);
         for (var i = 0; i < Sessions; i++)
         {
@@ -87,7 +87,7 @@ internal static partial class LoadRunner
             first.AddRedis(o =>
             {
                 o.Configuration = BenchmarkServers.Redis;
-                o.KeyPrefix = "bench-load-sessions:";
+                o.KeyPrefix = RedisPrefix + "sessions:";
             });
         }
 
@@ -195,7 +195,7 @@ internal static partial class LoadRunner
         public static async Task<Step> StockSessionRequestAsync(bool modify)
         {
             await PrepareSessionsOnceAsync();
-            var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = "bench-load-stock:" });
+            var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = RedisPrefix + "stock:" });
             var store = new DistributedSessionStore(cache, NullLoggerFactory.Instance);
             return new Step(
                 i => RequestAsync(store, i, modify),

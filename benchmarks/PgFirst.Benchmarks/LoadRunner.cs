@@ -7,6 +7,7 @@ using PgCache;
 using PgFirst.Core;
 using PgFirst.Redis;
 using PgRateLimit;
+using PgFirst.Benchmarks.Report;
 using StackExchange.Redis;
 
 namespace PgFirst.Benchmarks;
@@ -19,57 +20,116 @@ namespace PgFirst.Benchmarks;
 /// </summary>
 internal static partial class LoadRunner
 {
-    private const string Schema = "bench_load";
-    private const int Keys = 10_000;
+    private static string Schema = "bench_load";
+    private static string RedisPrefix = "bench-load:";
+    private static int Keys = 100_000;
+
+    /// <summary>Gets the results of the last run, in the order measured.</summary>
+    internal static IReadOnlyList<LoadResult> LastResults { get; private set; } = [];
+
+    /// <summary>Gets every scenario name ("group: variant"), in the order run.</summary>
+    internal static IReadOnlyList<string> ScenarioNames => Scenarios().Select(s => s.Name).ToList();
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var seconds = Option(args, "--seconds", 5);
-        var callers = (OptionText(args, "--callers") ?? "1,8,32").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        var quick = args.Contains("--quick");
+        var seconds = OptionDouble(args, "--seconds", quick ? 1 : 5);
+        var warmUp = OptionDouble(args, "--warm-up", quick ? 0.5 : 1);
+        var callers = (OptionText(args, "--callers") ?? (quick ? "1,8" : "1,8,32")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        Keys = (int)OptionDouble(args, "--keys", quick ? 10_000 : 100_000);
+        Sessions = Math.Min(Keys, 10_000);
+        Schema = OptionText(args, "--schema") ?? Schema;
+        RedisPrefix = OptionText(args, "--redis-prefix") ?? RedisPrefix;
+        BenchmarkServers.PostgresOverride = OptionText(args, "--postgres");
+        BenchmarkServers.RedisOverride = OptionText(args, "--redis");
+        var report = OptionText(args, "--report");
+        var charts = OptionText(args, "--charts") ?? "benchmarks/charts";
+        var only = OptionText(args, "--only");
+        _sessionsPrepared = false;
+        var started = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+
+        Progress($"preparing {Keys:N0} cache keys and {Sessions:N0} sessions on each backend");
         await PrepareAsync();
 
-        var scenarios = new (string Name, Func<Task<Step>> Create)[]
-        {
-            ("cache get 1 KiB: raw prepared SELECT", () => Step.RawCacheGetAsync()),
-            ("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
-            ("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
-            ("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
-            ("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
-            ("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
-            ("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
-            ("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
-            ("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
-            ("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
-            ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
-            ("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
-            ("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
-            ("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
-            ("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
-            ("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
-            ("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
-            ("session modifying request: raw prepared PgSessions commit statement", () => Step.RawSessionCommitStatementAsync()),
-            ("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
-            ("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
-            ("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),
-        };
-
+        var scenarios = Scenarios().Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
+        var results = new List<LoadResult>();
         Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
         Console.WriteLine($"| --- | --- | --- | --- | --- | --- |");
-        var only = OptionText(args, "--only");
-        foreach (var (name, create) in scenarios.Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)))
+        var step = 0;
+        foreach (var (name, create) in scenarios)
         {
             foreach (var count in callers)
             {
-                await using var step = await create();
-                var result = await MeasureAsync(step, count, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(seconds));
+                Progress($"[{++step}/{scenarios.Count * callers.Length}] {name}, {count} caller(s)");
+                await using var measured = await create();
+                var result = await MeasureAsync(measured, count, TimeSpan.FromSeconds(warmUp), TimeSpan.FromSeconds(seconds));
                 Console.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
                     $"| {name} | {count} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
+                var split = name.IndexOf(": ", StringComparison.Ordinal);
+                results.Add(new LoadResult(name[..split], name[(split + 2)..], count, result.OpsPerSecond, result.P50, result.P95, result.P99));
             }
+        }
+
+        LastResults = results;
+        if (report is not null)
+        {
+            var settings = await SettingsAsync(quick, seconds, warmUp, callers);
+            var run = new LoadRun(started, clock.Elapsed, await MachineAsync(), settings, results);
+            Directory.CreateDirectory(charts);
+            var markdown = ReportWriter.Write(run, Targets, charts.Replace('\\', '/'), (file, svg) => File.WriteAllText(Path.Combine(charts, file), svg));
+            await File.WriteAllTextAsync(report, markdown);
+            Progress($"wrote {report} and its charts in {charts}/ ({clock.Elapsed:mm\\:ss})");
         }
 
         return 0;
     }
+
+    private static void Progress(string message) => Console.Error.WriteLine($"==> {message}");
+
+    // Every scenario is "group: variant". Variants named "raw …" are the physical baseline (raw Npgsql, prepared, same
+    // SQL, same data source settings); "Redis twin" is the module's Redis mode; "stock …" and peers are other libraries.
+    private static (string Name, Func<Task<Step>> Create)[] Scenarios() =>
+    [
+        ("cache get 1 KiB: raw prepared SELECT", () => Step.RawCacheGetAsync()),
+        ("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
+        ("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
+        ("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
+        ("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
+        ("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
+        ("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
+        ("cache get-many 100 × 1 KiB: raw prepared = ANY($1)", () => Step.RawCacheGetManyAsync()),
+        ("cache get-many 100 × 1 KiB: PgCache", () => Step.CacheGetManyAsync(redis: false)),
+        ("cache get-many 100 × 1 KiB: Redis twin", () => Step.CacheGetManyAsync(redis: true)),
+        ("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
+        ("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
+        ("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
+        ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
+        ("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
+        ("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
+        ("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
+        ("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
+        ("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
+        ("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
+        ("session modifying request: raw prepared PgSessions commit statement", () => Step.RawSessionCommitStatementAsync()),
+        ("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
+        ("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
+        ("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),
+    ];
+
+    // The targets the module issues set, judged by the report within this run.
+    private static readonly LoadTarget[] Targets =
+    [
+        new("cache get ≥ 85 % of a raw prepared SELECT", "cache get 1 KiB", "PgCache", "raw prepared SELECT", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
+        new("cache set ≥ 85 % of a raw prepared upsert", "cache set 1 KiB", "PgCache", "raw prepared upsert", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
+        new("cache get-many(100) ≥ 85 % of a raw = ANY($1) read", "cache get-many 100 × 1 KiB", "PgCache", "raw prepared = ANY($1)", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
+        new("rate-limit decision ≥ 85 % of the raw prepared upsert call", "rate limit, 1,000 partitions", "PgRateLimit", "raw prepared call", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
+        new("session read-only request ≤ 1.3 × a raw prepared single-row SELECT", "session read-only request", "PgSessions", "raw prepared SELECT", [1, 8], 1.3, TargetKind.CostAtMost),
+        new("session modifying request at 8 callers ≥ 75 % of a raw prepared single-row UPDATE", "session modifying request", "PgSessions", "raw prepared UPDATE", [8], 0.75, TargetKind.ThroughputAtLeast),
+        new("queue drain of 20,000 no-op jobs, 8 workers ≥ 50 % of a raw batch SKIP LOCKED drain", "queue drain", "PgQueue", "raw batch SKIP LOCKED", [8], 0.5, TargetKind.ThroughputAtLeast),
+        new("queue drain ≥ 100 × Hangfire.PostgreSql", "queue drain", "PgQueue", "Hangfire.PostgreSql", [8], 100, TargetKind.ThroughputAtLeast),
+    ];
 
     private static async Task<(double OpsPerSecond, double P50, double P95, double P99)> MeasureAsync(Step step, int callers, TimeSpan warmUp, TimeSpan duration)
     {
@@ -121,7 +181,7 @@ internal static partial class LoadRunner
         var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };
         var entries = Enumerable.Range(0, Keys).Select(i => new KeyValuePair<string, byte[]>(Key(i), new byte[1024])).ToList();
         using var cache = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
-        using var redisCache = new RedisDistributedCache(redis, new PgFirstRedisOptions { KeyPrefix = "bench-load:" }, new PgCacheOptions(), tenants, TimeProvider.System);
+        using var redisCache = new RedisDistributedCache(redis, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions(), tenants, TimeProvider.System);
         foreach (var chunk in entries.Chunk(1000))
         {
             await cache.SetManyAsync(chunk, options);
@@ -132,8 +192,8 @@ internal static partial class LoadRunner
 
     private static string Key(long i) => "product:" + (i % Keys).ToString(CultureInfo.InvariantCulture);
 
-    private static int Option(string[] args, string name, int fallback) =>
-        OptionText(args, name) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+    private static double OptionDouble(string[] args, string name, double fallback) =>
+        OptionText(args, name) is { } text ? double.Parse(text, CultureInfo.InvariantCulture) : fallback;
 
     private static string? OptionText(string[] args, string name)
     {
@@ -197,6 +257,33 @@ internal static partial class LoadRunner
             return new Step(i => cache.SetAsync(Key(i), Value, SetOptions), dispose);
         }
 
+        // One operation = one call for 100 keys (1 KiB each), the keys sliding through the key space.
+        public static Task<Step> RawCacheGetManyAsync() => Raw(
+            $"SELECT key, value FROM \"{Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = ANY(ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k)) AND key = ANY($2) AND expires_at > $3",
+            (p, i) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string[]> { TypedValue = ManyKeys(i), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            });
+
+        public static async Task<Step> CacheGetManyAsync(bool redis)
+        {
+            var (cache, dispose) = await CacheAsync(redis);
+            return new Step(i => cache.GetManyAsync(ManyKeys(i)), dispose);
+        }
+
+        private static string[] ManyKeys(long i)
+        {
+            var keys = new string[100];
+            for (var k = 0; k < keys.Length; k++)
+            {
+                keys[k] = Key((i * 100) + k);
+            }
+
+            return keys;
+        }
+
         public static Task<Step> RawRateLimitAsync() => Raw(
             $"SELECT acquired, hits, retry_after FROM \"{Schema}\".ratelimit_acquire($1, $2, $3, $4, $5, $6)",
             (p, i) =>
@@ -225,7 +312,7 @@ internal static partial class LoadRunner
             if (redis)
             {
                 var connection = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
-                store = new RedisRateLimitStore(connection, new PgFirstRedisOptions { KeyPrefix = "bench-load:" + Guid.NewGuid().ToString("N") + ":" });
+                store = new RedisRateLimitStore(connection, new PgFirstRedisOptions { KeyPrefix = RedisPrefix + Guid.NewGuid().ToString("N") + ":" });
                 dispose = connection.DisposeAsync;
             }
             else
@@ -289,7 +376,7 @@ internal static partial class LoadRunner
             if (redis)
             {
                 var connection = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
-                var cache = new RedisDistributedCache(connection, new PgFirstRedisOptions { KeyPrefix = "bench-load:" }, new PgCacheOptions(), tenants, TimeProvider.System);
+                var cache = new RedisDistributedCache(connection, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions(), tenants, TimeProvider.System);
                 return (cache, async () =>
                 {
                     cache.Dispose();

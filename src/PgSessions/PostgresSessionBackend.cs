@@ -99,33 +99,28 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         ArgumentNullException.ThrowIfNull(update);
         try
         {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var command = new NpgsqlCommand(_sql.Update, connection);
-            await using var commandScope = command.ConfigureAwait(false);
-            var p = command.Parameters;
-            p.Add(Bytes(update.KeyHash));
-            p.Add(Bytes(update.NewKeyHash));
-            p.Add(Text(update.TenantId));
-            p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
-            p.Add(Bytes(update.Data));
-            p.Add(Text(update.UserId));
-            p.Add(Interval(update.IdleTimeout));
-            p.Add(Time(update.AbsoluteExpiresAt));
-            p.Add(Time(update.Now));
-            p.Add(Interval(update.TouchInterval));
-            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            var result = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-            return result is long version ? version : null;
+            return await RunAsync(
+                _sql.Update,
+                p =>
+                {
+                    p.Add(Bytes(update.KeyHash));
+                    p.Add(Bytes(update.NewKeyHash));
+                    p.Add(Text(update.TenantId));
+                    p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
+                    p.Add(Bytes(update.Data));
+                    p.Add(Text(update.UserId));
+                    p.Add(Interval(update.IdleTimeout));
+                    p.Add(Time(update.AbsoluteExpiresAt));
+                    p.Add(Time(update.Now));
+                    p.Add(Interval(update.TouchInterval));
+                },
+                async (command, ct) => await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is long version ? version : (long?)null,
+                cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             // The regenerated key hash collides with a live session: treat as a lost race, never overwrite it.
             return null;
-        }
-        catch (PostgresException ex) when (Translate(ex) is { } schemaError)
-        {
-            throw schemaError;
         }
     }
 
@@ -214,7 +209,11 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         UserAgent = reader.IsDBNull(11) ? null : reader.GetString(11),
     };
 
-    private async ValueTask<int> ExecuteAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken)
+    private ValueTask<int> ExecuteAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken) =>
+        RunAsync(sql, bind, (command, ct) => command.ExecuteNonQueryAsync(ct), cancellationToken);
+
+    // One prepared statement on a pooled connection; a missing schema becomes an error naming the script.
+    private async ValueTask<T> RunAsync<T>(string sql, Action<NpgsqlParameterCollection> bind, Func<NpgsqlCommand, CancellationToken, Task<T>> execute, CancellationToken cancellationToken)
     {
         try
         {
@@ -224,7 +223,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             await using var commandScope = command.ConfigureAwait(false);
             bind(command.Parameters);
             await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            return await execute(command, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (Translate(ex) is { } schemaError)
         {

@@ -1,0 +1,517 @@
+using System.Globalization;
+using System.Text;
+
+namespace PgFirst.Benchmarks.Report;
+
+/// <summary>What a variant is, judged by its name; decides which ratios a group's table shows.</summary>
+internal enum VariantRole
+{
+    /// <summary>A PgFirst module doing the work (PgCache, PgSessions, a store alone…).</summary>
+    Ours,
+
+    /// <summary>The same SQL through raw Npgsql: the honest PostgreSQL baseline ("raw …").</summary>
+    Raw,
+
+    /// <summary>The module's Redis mode ("Redis twin", "Redis …").</summary>
+    Redis,
+
+    /// <summary>A library people would otherwise use ("stock …", Hangfire).</summary>
+    Peer,
+}
+
+/// <summary>The outcome of one target.</summary>
+internal enum TargetVerdict
+{
+    /// <summary>Every concurrency of the target that was measured passes (at least one was measured).</summary>
+    Met,
+
+    /// <summary>At least one measured concurrency fails.</summary>
+    NotMet,
+
+    /// <summary>None of the target's concurrencies has both its rows in the run.</summary>
+    NotMeasured,
+}
+
+/// <summary>A target judged against a run.</summary>
+/// <param name="Target">The target.</param>
+/// <param name="Verdict">Met, not met or not measured.</param>
+/// <param name="Measured">The ratios as the report shows them, e.g. "0.93 at 1, 0.93 at 8" or "not measured at 32".</param>
+internal sealed record TargetOutcome(LoadTarget Target, TargetVerdict Verdict, string Measured);
+
+/// <summary>Renders a <see cref="LoadRun"/> as the benchmark report (BENCHMARKS.md) and its charts.</summary>
+/// <remarks>
+/// Everything is formatted with the invariant culture, so the report is the same on every machine. Ratios are compared
+/// with thresholds unrounded; where two decimals would show a failing ratio as the threshold itself (0.849 as 0.85),
+/// the report shows as many decimals as it takes to tell. If a run holds the same group, variant and callers twice,
+/// the first is reported.
+/// </remarks>
+internal static class ReportWriter
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    /// <summary>Writes the report.</summary>
+    /// <param name="run">The run to report.</param>
+    /// <param name="targets">The targets to judge, in display order.</param>
+    /// <param name="chartFolder">
+    /// Where the charts live relative to the report, e.g. "benchmarks/charts"; links are "{chartFolder}/{fileName}".
+    /// </param>
+    /// <param name="writeChart">Called once per chart with its file name (e.g. "cache-get-1-kib.svg") and its SVG text.</param>
+    /// <returns>The report's Markdown.</returns>
+    public static string Write(LoadRun run, IReadOnlyList<LoadTarget> targets, string chartFolder, Action<string, string> writeChart)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(chartFolder);
+        ArgumentNullException.ThrowIfNull(writeChart);
+
+        var groups = Groups(run.Results);
+        var md = new StringBuilder();
+        WriteIntroduction(md, run, groups);
+        WritePairs(md, "Machine and versions", run.Machine);
+        WritePairs(md, "Settings", run.Settings);
+        WriteTargets(md, run, targets);
+        WriteResults(md, groups, chartFolder.TrimEnd('/'), writeChart);
+        return md.ToString();
+    }
+
+    /// <summary>Judges one target against a run's results.</summary>
+    public static TargetOutcome Evaluate(LoadTarget target, IReadOnlyList<LoadResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(results);
+
+        var rows = results.Where(r => r.Group == target.Group).ToList();
+        if (rows.Count == 0)
+        {
+            return new(target, TargetVerdict.NotMeasured, "group not in this run");
+        }
+
+        foreach (var variant in new[] { target.Variant, target.Baseline })
+        {
+            if (!rows.Any(r => r.Variant == variant))
+            {
+                return new(target, TargetVerdict.NotMeasured, Format($"“{variant}” not in this run"));
+            }
+        }
+
+        var parts = new List<string>();
+        var measured = 0;
+        var failed = 0;
+        foreach (var callers in target.Callers.Distinct().Order())
+        {
+            var variant = rows.FirstOrDefault(r => r.Variant == target.Variant && r.Callers == callers);
+            var baseline = rows.FirstOrDefault(r => r.Variant == target.Baseline && r.Callers == callers);
+            if (variant is null || baseline is null)
+            {
+                parts.Add(Format($"not measured at {callers}"));
+                continue;
+            }
+
+            var ratio = target.Kind == TargetKind.ThroughputAtLeast
+                ? variant.OpsPerSecond / baseline.OpsPerSecond
+                : baseline.OpsPerSecond / variant.OpsPerSecond;
+            measured++;
+            if (!Passes(target, ratio))
+            {
+                failed++;
+            }
+
+            parts.Add(Format($"{TargetRatio(target, ratio)} at {callers}"));
+        }
+
+        var verdict = measured == 0 ? TargetVerdict.NotMeasured : failed == 0 ? TargetVerdict.Met : TargetVerdict.NotMet;
+        return new(target, verdict, parts.Count == 0 ? "no concurrencies named" : string.Join(", ", parts));
+    }
+
+    /// <summary>The role a variant plays, from its name.</summary>
+    public static VariantRole RoleOf(string variant)
+    {
+        ArgumentNullException.ThrowIfNull(variant);
+        if (variant.StartsWith("raw ", StringComparison.OrdinalIgnoreCase))
+        {
+            return VariantRole.Raw;
+        }
+
+        // "Redis twin" included.
+        if (variant.StartsWith("Redis", StringComparison.OrdinalIgnoreCase))
+        {
+            return VariantRole.Redis;
+        }
+
+        if (variant.StartsWith("stock ", StringComparison.OrdinalIgnoreCase)
+            || variant.Contains("Hangfire", StringComparison.OrdinalIgnoreCase))
+        {
+            return VariantRole.Peer;
+        }
+
+        return VariantRole.Ours;
+    }
+
+    /// <summary>
+    /// A file-name-safe slug of a group name: lowercase ASCII letters and digits separated by single '-'
+    /// ("rate limit, 1,000 partitions" → "rate-limit-1-000-partitions"). Accents are dropped ("é" → "e"), any other
+    /// character separates words, and a name with nothing usable gives "group".
+    /// </summary>
+    public static string Slug(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var slug = new StringBuilder(name.Length);
+        var pendingDash = false;
+        foreach (var c in name.Normalize(NormalizationForm.FormD))
+        {
+            if (CharUnicodeInfo.GetUnicodeCategory(c) == UnicodeCategory.NonSpacingMark)
+            {
+                continue;
+            }
+
+            var lower = char.ToLowerInvariant(c);
+            if (lower is (>= 'a' and <= 'z') or (>= '0' and <= '9'))
+            {
+                if (pendingDash && slug.Length > 0)
+                {
+                    slug.Append('-');
+                }
+
+                slug.Append(lower);
+                pendingDash = false;
+            }
+            else
+            {
+                pendingDash = true;
+            }
+        }
+
+        return slug.Length == 0 ? "group" : slug.ToString();
+    }
+
+    private static void WriteIntroduction(StringBuilder md, LoadRun run, IReadOnlyList<Group> groups)
+    {
+        var callers = groups.SelectMany(g => g.Callers).Distinct().Order().ToList();
+        var started = run.StartedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", Invariant);
+        md.Append("# PgFirst benchmarks\n\n");
+        md.Append(Invariant, $"This is one run of the PgFirst load runner, started {started} (UTC) and {Duration(run.Duration)} long. ");
+        md.Append(Invariant, $"It measured {groups.Count} {Plural(groups.Count, "scenario", "scenarios")}, each with ");
+        md.Append(callers.Count == 0 ? "no callers" : Format($"{List(callers)} concurrent {Plural(callers[^1], "caller", "callers")}"));
+        md.Append(
+            ", recording operations per second and latency percentiles (p50 / p95 / p99, µs) for every variant: the PgFirst " +
+            "module itself, the same SQL through raw Npgsql (“raw …”, the honest baseline), the module's Redis twin, and " +
+            "peer libraries (“stock …”, Hangfire) where there is one. ");
+        md.Append(
+            "The figures are from a single run on a small, noisy 2-core machine (by default PostgreSQL, Redis and the load " +
+            "generator all run on it), so absolute numbers say little about your hardware: read the ratios between variants " +
+            "within this run. ");
+        md.Append(
+            "To reproduce, run `./pgfirst bench` (the full run that writes this file and its charts) or " +
+            "`./pgfirst bench --quick` (a few minutes; it skips the larger concurrencies).\n\n");
+    }
+
+    private static void WritePairs(StringBuilder md, string title, IReadOnlyList<KeyValuePair<string, string>> pairs)
+    {
+        md.Append(Invariant, $"## {title}\n\n");
+        if (pairs.Count == 0)
+        {
+            md.Append("Not recorded.\n\n");
+            return;
+        }
+
+        md.Append("| | |\n| --- | --- |\n");
+        foreach (var (key, value) in pairs)
+        {
+            md.Append(Invariant, $"| {Cell(key)} | {Cell(value)} |\n");
+        }
+
+        md.Append('\n');
+    }
+
+    private static void WriteTargets(StringBuilder md, LoadRun run, IReadOnlyList<LoadTarget> targets)
+    {
+        md.Append("## Targets\n\n");
+        md.Append(
+            "Each target comes from its module's issue and compares two variants of one group at the concurrencies it names. " +
+            "Throughput targets show variant ops/s ÷ baseline ops/s (`0.93 at 8`: 93 % of the baseline's throughput with " +
+            "8 callers); cost targets show baseline ops/s ÷ variant ops/s (`1.19× at 8`: one operation costs 1.19 of the " +
+            "baseline's). A target is met only if every named concurrency that was measured passes; ratios are compared " +
+            "unrounded, and shown with more than two decimals where two would hide which side of the threshold they fall on.\n\n");
+        if (targets.Count == 0)
+        {
+            md.Append("No targets were given.\n\n");
+            return;
+        }
+
+        md.Append("| target | compares | measured | threshold | verdict |\n| --- | --- | --- | --- | --- |\n");
+        foreach (var target in targets)
+        {
+            var outcome = Evaluate(target, run.Results);
+            var compares = target.Kind == TargetKind.ThroughputAtLeast
+                ? Format($"{target.Variant} ÷ {target.Baseline} ({target.Group})")
+                : Format($"{target.Baseline} ÷ {target.Variant} ({target.Group})");
+            var verdict = outcome.Verdict switch
+            {
+                TargetVerdict.Met => "met",
+                TargetVerdict.NotMet => "**not met**",
+                _ => "not measured",
+            };
+            md.Append(
+                Invariant,
+                $"| {Cell(target.Description)} | {Cell(compares)} | {Cell(outcome.Measured)} | {Threshold(target)} | {verdict} |\n");
+        }
+
+        md.Append('\n');
+    }
+
+    private static void WriteResults(StringBuilder md, IReadOnlyList<Group> groups, string chartFolder, Action<string, string> writeChart)
+    {
+        md.Append("## Results\n\n");
+        if (groups.Count == 0)
+        {
+            md.Append("The run has no results.\n\n");
+            return;
+        }
+
+        md.Append(
+            "Per scenario: a throughput chart; a table with, per variant and concurrency, operations per second and below it " +
+            "p50 / p95 / p99 latency in µs (— where not measured); the ratios of ops/s between variants (above 1: the first " +
+            "does more operations per second); and a latency chart.\n\n");
+
+        var usedFiles = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var group in groups)
+        {
+            var slug = UniqueSlug(group.Name, usedFiles);
+            var throughputFile = slug + ".svg";
+            var latencyFile = slug + "-latency.svg";
+
+            writeChart(
+                throughputFile,
+                SvgChart.Throughput(
+                    group.Name,
+                    group.Callers,
+                    group.Variants
+                        .Select(v => (v, (IReadOnlyList<double?>)group.Callers.Select(c => group.Find(v, c)?.OpsPerSecond).ToList()))
+                        .ToList()));
+
+            md.Append(Invariant, $"### {Text(group.Name)}\n\n");
+            md.Append(Invariant, $"![{AltText(group.Name)}: throughput by concurrent callers]({Link(chartFolder, throughputFile)})\n\n");
+
+            md.Append("| variant |");
+            foreach (var callers in group.Callers)
+            {
+                md.Append(Invariant, $" {callers:N0} {Plural(callers, "caller", "callers")} |");
+            }
+
+            md.Append("\n| --- |");
+            md.Append(string.Concat(Enumerable.Repeat(" ---: |", group.Callers.Count)));
+            md.Append('\n');
+            foreach (var variant in group.Variants)
+            {
+                md.Append(Invariant, $"| {Cell(variant)} |");
+                foreach (var callers in group.Callers)
+                {
+                    md.Append(group.Find(variant, callers) is { } r
+                        ? Format($" {r.OpsPerSecond:N0} ops/s<br>{r.P50:N0} / {r.P95:N0} / {r.P99:N0} µs |")
+                        : " — |");
+                }
+
+                md.Append('\n');
+            }
+
+            md.Append('\n');
+            WriteRatios(md, group);
+
+            var latencyCallers = group.Callers.Contains(8) ? 8 : group.Callers[^1];
+            var bars = group.Variants
+                .Select(v => group.Find(v, latencyCallers))
+                .OfType<LoadResult>()
+                .Select(r => (r.Variant, r.P50, r.P95, r.P99))
+                .ToList();
+            writeChart(latencyFile, SvgChart.Latency(group.Name, latencyCallers, bars));
+            var at = Format($"{latencyCallers} {Plural(latencyCallers, "caller", "callers")}");
+            md.Append(Invariant, $"![{AltText(group.Name)}: latency at {at}]({Link(chartFolder, latencyFile)})\n\n");
+            var missing = group.Variants.Where(v => group.Find(v, latencyCallers) is null).ToList();
+            if (missing.Count > 0)
+            {
+                md.Append(Invariant, $"Not measured at {at}, so not in the latency chart: {Text(string.Join(", ", missing))}.\n\n");
+            }
+        }
+    }
+
+    private static void WriteRatios(StringBuilder md, Group group)
+    {
+        var ours = group.Variants.Where(v => RoleOf(v) == VariantRole.Ours).ToList();
+        var rows = new List<(string Label, string Numerator, string Denominator)>();
+        (VariantRole Role, string Kind)[] kinds =
+            [(VariantRole.Raw, "ours ÷ raw"), (VariantRole.Redis, "PostgreSQL ÷ Redis"), (VariantRole.Peer, "ours ÷ peer")];
+        foreach (var (role, kind) in kinds)
+        {
+            foreach (var numerator in ours)
+            {
+                foreach (var denominator in group.Variants.Where(v => RoleOf(v) == role))
+                {
+                    if (group.Callers.Any(c => group.Find(numerator, c) is not null && group.Find(denominator, c) is not null))
+                    {
+                        rows.Add((kind, numerator, denominator));
+                    }
+                }
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            md.Append("No ratios: this scenario has no PgFirst variant measured alongside a raw, Redis or peer variant.\n\n");
+            return;
+        }
+
+        md.Append("| ratio of ops/s |");
+        foreach (var callers in group.Callers)
+        {
+            md.Append(Invariant, $" {callers:N0} {Plural(callers, "caller", "callers")} |");
+        }
+
+        md.Append("\n| --- |");
+        md.Append(string.Concat(Enumerable.Repeat(" ---: |", group.Callers.Count)));
+        md.Append('\n');
+        foreach (var (label, numerator, denominator) in rows)
+        {
+            md.Append(Invariant, $"| {label}: {Cell(numerator)} ÷ {Cell(denominator)} |");
+            foreach (var callers in group.Callers)
+            {
+                md.Append(group.Find(numerator, callers) is { } n && group.Find(denominator, callers) is { } d
+                    ? Format($" {Ratio(n.OpsPerSecond / d.OpsPerSecond, 2)} |")
+                    : " — |");
+            }
+
+            md.Append('\n');
+        }
+
+        md.Append('\n');
+    }
+
+    private static List<Group> Groups(IReadOnlyList<LoadResult> results)
+    {
+        var groups = new List<Group>();
+        foreach (var result in results)
+        {
+            var group = groups.Find(g => g.Name == result.Group);
+            if (group is null)
+            {
+                group = new Group(result.Group);
+                groups.Add(group);
+            }
+
+            group.Add(result);
+        }
+
+        foreach (var group in groups)
+        {
+            group.Callers.Sort();
+        }
+
+        return groups;
+    }
+
+    private static string UniqueSlug(string name, HashSet<string> usedFiles)
+    {
+        var slug = Slug(name);
+        var candidate = slug;
+        for (var n = 2; usedFiles.Contains(candidate + ".svg") || usedFiles.Contains(candidate + "-latency.svg"); n++)
+        {
+            candidate = Format($"{slug}-{n}");
+        }
+
+        usedFiles.Add(candidate + ".svg");
+        usedFiles.Add(candidate + "-latency.svg");
+        return candidate;
+    }
+
+    private static bool Passes(LoadTarget target, double ratio) =>
+        target.Kind == TargetKind.ThroughputAtLeast ? ratio >= target.Threshold : ratio <= target.Threshold;
+
+    // Two decimals, unless the rounded figure would land on the other side of the threshold than the real one.
+    private static string TargetRatio(LoadTarget target, double ratio)
+    {
+        var suffix = target.Kind == TargetKind.CostAtMost ? "×" : "";
+        if (!double.IsFinite(ratio))
+        {
+            return (double.IsNaN(ratio) ? "n/a" : "∞") + suffix;
+        }
+
+        var passes = Passes(target, ratio);
+        for (var decimals = 2; decimals < 15; decimals++)
+        {
+            var text = Ratio(ratio, decimals);
+            if (Passes(target, double.Parse(text, Invariant)) == passes)
+            {
+                return text + suffix;
+            }
+        }
+
+        return ratio.ToString("R", Invariant) + suffix;
+    }
+
+    private static string Ratio(double ratio, int decimals) =>
+        double.IsFinite(ratio) ? ratio.ToString("F" + decimals.ToString(Invariant), Invariant) : double.IsNaN(ratio) ? "n/a" : "∞";
+
+    private static string Threshold(LoadTarget target) => target.Kind == TargetKind.ThroughputAtLeast
+        ? "≥ " + target.Threshold.ToString("0.00##", Invariant)
+        : "≤ " + target.Threshold.ToString("0.00##", Invariant) + "×";
+
+    private static string Duration(TimeSpan duration) => duration switch
+    {
+        { TotalHours: >= 1 } => Format($"{(int)duration.TotalHours} h {duration.Minutes:00} min"),
+        { TotalMinutes: >= 1 } => Format($"{duration.Minutes} min {duration.Seconds:00} s"),
+        _ => Format($"{duration.TotalSeconds:0} s"),
+    };
+
+    private static string List(List<int> values) => values.Count switch
+    {
+        1 => values[0].ToString("N0", Invariant),
+        _ => string.Join(", ", values.Take(values.Count - 1).Select(v => v.ToString("N0", Invariant)))
+            + " and " + values[^1].ToString("N0", Invariant),
+    };
+
+    private static string Plural(int count, string one, string many) => count == 1 ? one : many;
+
+    private static string Link(string folder, string file) => folder.Length == 0 ? file : folder + "/" + file;
+
+    // Names are text, not markup: "<fixed window>" would otherwise vanish as an HTML tag on GitHub.
+    private static string Text(string text) => text
+        .Replace("\r", "", StringComparison.Ordinal)
+        .Replace("\n", " ", StringComparison.Ordinal)
+        .Replace("<", "\\<", StringComparison.Ordinal)
+        .Replace(">", "\\>", StringComparison.Ordinal);
+
+    // A table cell holds one line and no unescaped pipe.
+    private static string Cell(string text) => Text(text).Replace("|", "\\|", StringComparison.Ordinal);
+
+    private static string AltText(string text) =>
+        Cell(text).Replace("[", "(", StringComparison.Ordinal).Replace("]", ")", StringComparison.Ordinal);
+
+    private static string Format(FormattableString text) => text.ToString(Invariant);
+
+    private sealed class Group(string name)
+    {
+        private readonly Dictionary<(string Variant, int Callers), LoadResult> _results = [];
+
+        public string Name { get; } = name;
+
+        public List<string> Variants { get; } = [];
+
+        public List<int> Callers { get; } = [];
+
+        public void Add(LoadResult result)
+        {
+            if (!Variants.Contains(result.Variant))
+            {
+                Variants.Add(result.Variant);
+            }
+
+            if (!Callers.Contains(result.Callers))
+            {
+                Callers.Add(result.Callers);
+            }
+
+            _results.TryAdd((result.Variant, result.Callers), result);
+        }
+
+        public LoadResult? Find(string variant, int callers) => _results.GetValueOrDefault((variant, callers));
+    }
+}

@@ -1,0 +1,51 @@
+using Npgsql;
+using PgFirst.Testing;
+
+namespace PgFirst.Benchmarks.Tests;
+
+// The load runner cannot rot: every scenario runs for a second against the real servers, on its own schema and key
+// prefix, and the report is written. No figure is asserted beyond "it did work".
+public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
+{
+    [Fact]
+    public async Task EveryScenario_RunsForASecond_AndTheReportCoversIt()
+    {
+        var folder = Directory.CreateTempSubdirectory("pgfirst-bench-");
+        var schema = PostgresServer.NewSchemaName();
+        var prefix = RedisServer.NewKeyPrefix();
+        var report = Path.Combine(folder.FullName, "BENCHMARKS.md");
+        var charts = Path.Combine(folder.FullName, "charts");
+        try
+        {
+            var exitCode = await LoadRunner.RunAsync(
+            [
+                "load", "--seconds", "1", "--warm-up", "0.1", "--callers", "1", "--keys", "1000",
+                "--schema", schema, "--redis-prefix", prefix,
+                "--postgres", postgres.ConnectionString, "--redis", redis.Configuration,
+                "--report", report, "--charts", charts,
+            ]);
+
+            Assert.Equal(0, exitCode);
+            Assert.Equal(LoadRunner.ScenarioNames, LoadRunner.LastResults.Select(r => $"{r.Group}: {r.Variant}"));
+            Assert.All(LoadRunner.LastResults, r => Assert.True(r.OpsPerSecond > 0, $"{r.Group}: {r.Variant} did nothing"));
+            var markdown = await File.ReadAllTextAsync(report, TestContext.Current.CancellationToken);
+            foreach (var group in LoadRunner.LastResults.Select(r => r.Group).Distinct())
+            {
+                Assert.Contains($"### {group}", markdown, StringComparison.Ordinal);
+            }
+
+            Assert.NotEmpty(Directory.GetFiles(charts, "*.svg"));
+        }
+        finally
+        {
+            await using (var dataSource = NpgsqlDataSource.Create(postgres.ConnectionString))
+            await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            {
+                await drop.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+            }
+
+            await redis.DeleteKeysAsync(prefix);
+            folder.Delete(recursive: true);
+        }
+    }
+}
