@@ -403,9 +403,12 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
         AddReadParameters(command);
         await PrepareAsync(command, async, cancellationToken).ConfigureAwait(false);
+
+        // No CommandBehavior.SingleRow: Npgsql sends it as a row-limited Execute, measured ~10 % slower per get here,
+        // and cache_get returns one row anyway.
         var reader = async
-            ? await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false)
-            : command.ExecuteReader(CommandBehavior.SingleRow);
+            ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+            : command.ExecuteReader();
         await using var readerScope = reader.ConfigureAwait(false);
         var found = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
         return found && !reader.IsDBNull(0) ? reader.GetFieldValue<byte[]>(0) : null;
@@ -419,7 +422,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
         AddReadParameters(command);
         await PrepareAsync(command, async, cancellationToken).ConfigureAwait(false);
-        var behavior = CommandBehavior.SingleRow | CommandBehavior.SequentialAccess;
+        var behavior = CommandBehavior.SequentialAccess;
         var reader = async
             ? await command.ExecuteReaderAsync(behavior, cancellationToken).ConfigureAwait(false)
             : command.ExecuteReader(behavior);

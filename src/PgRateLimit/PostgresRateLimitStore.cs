@@ -66,7 +66,8 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
             command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
             await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            // No CommandBehavior.SingleRow: Npgsql sends it as a row-limited Execute, which costs more than it saves.
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var readerScope = reader.ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {

@@ -46,7 +46,9 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             var command = LoadCommand(connection, request);
             await using var commandScope = command.ConfigureAwait(false);
             await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+
+            // No CommandBehavior.SingleRow: Npgsql sends it as a row-limited Execute, which costs more than it saves.
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var readerScope = reader.ConfigureAwait(false);
             return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadRecord(reader) : null;
         }
@@ -64,7 +66,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             using var connection = _dataSource.OpenConnection();
             using var command = LoadCommand(connection, request);
             command.Prepare();
-            using var reader = command.ExecuteReader(CommandBehavior.SingleRow);
+            using var reader = command.ExecuteReader();
             return reader.Read() ? ReadRecord(reader) : null;
         }
         catch (PostgresException ex) when (Translate(ex) is { } schemaError)
