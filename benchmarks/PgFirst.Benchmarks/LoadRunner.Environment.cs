@@ -34,13 +34,16 @@ internal static partial class LoadRunner
         return machine;
     }
 
-    private static async Task<IReadOnlyList<KeyValuePair<string, string>>> SettingsAsync(bool quick, double seconds, double warmUp, int[] callers)
+    private static async Task<IReadOnlyList<KeyValuePair<string, string>>> SettingsAsync(bool quick, double seconds, double warmUp, int[] callers, int rounds)
     {
         var settings = new List<KeyValuePair<string, string>>
         {
             new("mode", quick ? "quick (--quick): short steps, 1 and 8 callers, 10,000 keys; for a smoke check, not for citing" : "full"),
             new("per step", string.Create(CultureInfo.InvariantCulture, $"{warmUp:0.#} s warm-up, then {seconds:0.#} s measured; ops/s over the measured time; latency percentiles of every operation in it")),
             new("callers", string.Join(", ", callers) + " concurrent async callers, each awaiting one operation at a time"),
+            new("rounds", rounds == 1
+                ? "1: every figure is a single measurement"
+                : string.Create(CultureInfo.InvariantCulture, $"{rounds}, interleaved (every step once, then again); each figure is the round with the median ops/s, with that round's percentiles")),
             new("data source", "a fresh NpgsqlDataSource per step, default settings (pool up to 100, reset on close), every statement prepared; raw baselines use the same settings"),
             new("cache", string.Create(CultureInfo.InvariantCulture, $"{Keys:N0} keys of 1 KiB, UNLOGGED table (PgCache default); keys cycle through the key space")),
             new("rate limit", "1,000 partitions, window 1 h, limit never reached (every decision is a round trip)"),

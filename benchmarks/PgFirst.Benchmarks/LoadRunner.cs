@@ -53,29 +53,54 @@ internal static partial class LoadRunner
         await PrepareAsync();
 
         var scenarios = Scenarios().Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
-        var results = new List<LoadResult>();
+        var rounds = (int)OptionDouble(args, "--repeat", quick ? 1 : 3);
+        var measured = new Dictionary<(string Name, int Callers), List<(double OpsPerSecond, double P50, double P95, double P99)>>();
         Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
         Console.WriteLine($"| --- | --- | --- | --- | --- | --- |");
         var step = 0;
-        foreach (var (name, create) in scenarios)
+        var steps = rounds * scenarios.Count * callers.Length;
+
+        // Rounds are interleaved (every scenario once, then again) so that drift on a noisy machine spreads over all
+        // scenarios instead of favouring the ones measured first; the report takes each step's median round.
+        for (var round = 1; round <= rounds; round++)
+        {
+            // Each round makes its sessions afresh, so its session steps run inside one touch interval too.
+            _sessionsPrepared = false;
+            foreach (var (name, create) in scenarios)
+            {
+                foreach (var count in callers)
+                {
+                    Progress($"[{++step}/{steps}] {name}, {count} caller(s){(rounds > 1 ? $", round {round} of {rounds}" : "")}");
+                    await using var measuredStep = await create();
+                    var result = await MeasureAsync(measuredStep, count, TimeSpan.FromSeconds(warmUp), TimeSpan.FromSeconds(seconds));
+                    Console.WriteLine(string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"| {name} | {count} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
+                    if (!measured.TryGetValue((name, count), out var list))
+                    {
+                        measured[(name, count)] = list = [];
+                    }
+
+                    list.Add(result);
+                }
+            }
+        }
+
+        var results = new List<LoadResult>();
+        foreach (var (name, _) in scenarios)
         {
             foreach (var count in callers)
             {
-                Progress($"[{++step}/{scenarios.Count * callers.Length}] {name}, {count} caller(s)");
-                await using var measured = await create();
-                var result = await MeasureAsync(measured, count, TimeSpan.FromSeconds(warmUp), TimeSpan.FromSeconds(seconds));
-                Console.WriteLine(string.Create(
-                    CultureInfo.InvariantCulture,
-                    $"| {name} | {count} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
+                var median = measured[(name, count)].OrderBy(r => r.OpsPerSecond).ElementAt(rounds / 2);
                 var split = name.IndexOf(": ", StringComparison.Ordinal);
-                results.Add(new LoadResult(name[..split], name[(split + 2)..], count, result.OpsPerSecond, result.P50, result.P95, result.P99));
+                results.Add(new LoadResult(name[..split], name[(split + 2)..], count, median.OpsPerSecond, median.P50, median.P95, median.P99));
             }
         }
 
         LastResults = results;
         if (report is not null)
         {
-            var settings = await SettingsAsync(quick, seconds, warmUp, callers);
+            var settings = await SettingsAsync(quick, seconds, warmUp, callers, rounds);
             var run = new LoadRun(started, clock.Elapsed, await MachineAsync(), settings, results);
             Directory.CreateDirectory(charts);
             var markdown = ReportWriter.Write(run, Targets, charts.Replace('\\', '/'), (file, svg) => File.WriteAllText(Path.Combine(charts, file), svg));

@@ -19,7 +19,7 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
         {
             var exitCode = await LoadRunner.RunAsync(
             [
-                "load", "--seconds", "1", "--warm-up", "0.1", "--callers", "1", "--keys", "1000",
+                "load", "--seconds", "1", "--warm-up", "0.1", "--callers", "1", "--repeat", "1", "--keys", "1000",
                 "--schema", schema, "--redis-prefix", prefix,
                 "--postgres", postgres.ConnectionString, "--redis", redis.Configuration,
                 "--report", report, "--charts", charts,
