@@ -292,15 +292,7 @@ internal static class ReportWriter
             md.Append(Invariant, $"### {Text(group.Name)}\n\n");
             md.Append(Invariant, $"![{AltText(group.Name)}: throughput by concurrent callers]({Link(chartFolder, throughputFile)})\n\n");
 
-            md.Append("| variant |");
-            foreach (var callers in group.Callers)
-            {
-                md.Append(Invariant, $" {callers:N0} {Plural(callers, "caller", "callers")} |");
-            }
-
-            md.Append("\n| --- |");
-            md.Append(string.Concat(Enumerable.Repeat(" ---: |", group.Callers.Count)));
-            md.Append('\n');
+            AppendCallersHeader(md, "variant", group.Callers);
             foreach (var variant in group.Variants)
             {
                 md.Append(Invariant, $"| {Cell(variant)} |");
@@ -360,15 +352,7 @@ internal static class ReportWriter
             return;
         }
 
-        md.Append("| ratio of ops/s |");
-        foreach (var callers in group.Callers)
-        {
-            md.Append(Invariant, $" {callers:N0} {Plural(callers, "caller", "callers")} |");
-        }
-
-        md.Append("\n| --- |");
-        md.Append(string.Concat(Enumerable.Repeat(" ---: |", group.Callers.Count)));
-        md.Append('\n');
+        AppendCallersHeader(md, "ratio of ops/s", group.Callers);
         foreach (var (label, numerator, denominator) in rows)
         {
             md.Append(Invariant, $"| {label}: {Cell(numerator)} ÷ {Cell(denominator)} |");
@@ -513,5 +497,19 @@ internal static class ReportWriter
         }
 
         public LoadResult? Find(string variant, int callers) => _results.GetValueOrDefault((variant, callers));
+    }
+
+    // The header of a table with one right-aligned column per concurrency.
+    private static void AppendCallersHeader(StringBuilder md, string firstColumn, List<int> callers)
+    {
+        md.Append(Invariant, $"| {firstColumn} |");
+        foreach (var count in callers)
+        {
+            md.Append(Invariant, $" {count:N0} {Plural(count, "caller", "callers")} |");
+        }
+
+        md.Append("\n| --- |");
+        md.Append(string.Concat(Enumerable.Repeat(" ---: |", callers.Count)));
+        md.Append('\n');
     }
 }
