@@ -437,36 +437,11 @@ public sealed partial class RedisDistributedCache : IPgDistributedCache, IDispos
         }
     }
 
-    // EVALSHA first; the text (EVAL, which also caches it) only when the server does not know the script, e.g. after a
-    // restart or SCRIPT FLUSH.
-    private RedisResult Evaluate(RedisScript script, RedisKey[] keys, RedisValue[] arguments)
-    {
-        var database = _shared.Connection.GetDatabase();
-        try
-        {
-            return database.ScriptEvaluate(script.Hash, keys, arguments);
-        }
-        catch (RedisServerException ex) when (IsNoScript(ex))
-        {
-            return database.ScriptEvaluate(script.Text, keys, arguments);
-        }
-    }
+    private RedisResult Evaluate(RedisScript script, RedisKey[] keys, RedisValue[] arguments) =>
+        script.Evaluate(_shared.Connection.GetDatabase(), keys, arguments);
 
-    private async Task<RedisResult> EvaluateAsync(RedisScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken)
-    {
-        var database = _shared.Connection.GetDatabase();
-        var timeout = _shared.Options.OperationTimeout;
-        try
-        {
-            return await database.ScriptEvaluateAsync(script.Hash, keys, arguments).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (IsNoScript(ex))
-        {
-            return await database.ScriptEvaluateAsync(script.Text, keys, arguments).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private static bool IsNoScript(RedisServerException ex) => ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal);
+    private Task<RedisResult> EvaluateAsync(RedisScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken) =>
+        script.EvaluateAsync(_shared.Connection.GetDatabase(), keys, arguments, _shared.Options.OperationTimeout, cancellationToken);
 
     // Unreachable, timed out, or a server that is loading, busy with a script, or failing over.
     private static bool IsTransient(Exception ex) => ex switch

@@ -87,18 +87,6 @@ public sealed class RedisRateLimitStore : IPgRateLimitStore
     private RedisKey Key(string limiterId, string partitionKey) =>
         string.Concat(_keyPrefix, limiterId.Length.ToString(CultureInfo.InvariantCulture), ":", limiterId, ":", partitionKey);
 
-    // EVALSHA first; the text (EVAL, which also caches it) only when the server does not know the script, e.g. after a
-    // restart or SCRIPT FLUSH.
-    private async Task<RedisResult> EvaluateAsync(RedisScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken)
-    {
-        var database = _connection.GetDatabase();
-        try
-        {
-            return await database.ScriptEvaluateAsync(script.Hash, keys, arguments).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-        {
-            return await database.ScriptEvaluateAsync(script.Text, keys, arguments).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
+    private Task<RedisResult> EvaluateAsync(RedisScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken) =>
+        script.EvaluateAsync(_connection.GetDatabase(), keys, arguments, timeout: null, cancellationToken);
 }

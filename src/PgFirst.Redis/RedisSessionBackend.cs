@@ -298,37 +298,9 @@ public sealed class RedisSessionBackend : IPgSessionBackend
     private static DateTimeOffset FromMicroseconds(long microseconds) =>
         DateTimeOffset.UnixEpoch.AddTicks(microseconds * TimeSpan.TicksPerMicrosecond);
 
-    // EVALSHA first; the text (EVAL, which also caches it) only when the server does not know the script, e.g. after a
-    // restart or SCRIPT FLUSH.
-    private RedisResult Evaluate(RedisScript script, RedisKey[] keys, RedisValue[] arguments)
-    {
-        var database = _connection.GetDatabase();
-        try
-        {
-            return database.ScriptEvaluate(script.Hash, keys, arguments);
-        }
-        catch (RedisServerException ex) when (IsNoScript(ex))
-        {
-            return database.ScriptEvaluate(script.Text, keys, arguments);
-        }
-    }
+    private RedisResult Evaluate(RedisScript script, RedisKey[] keys, RedisValue[] arguments) =>
+        script.Evaluate(_connection.GetDatabase(), keys, arguments);
 
-    private async Task<RedisResult> EvaluateAsync(
-        RedisScript script,
-        RedisKey[] keys,
-        RedisValue[] arguments,
-        CancellationToken cancellationToken)
-    {
-        var database = _connection.GetDatabase();
-        try
-        {
-            return await database.ScriptEvaluateAsync(script.Hash, keys, arguments).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (IsNoScript(ex))
-        {
-            return await database.ScriptEvaluateAsync(script.Text, keys, arguments).WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private static bool IsNoScript(RedisServerException ex) => ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal);
+    private Task<RedisResult> EvaluateAsync(RedisScript script, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken) =>
+        script.EvaluateAsync(_connection.GetDatabase(), keys, arguments, timeout: null, cancellationToken);
 }
