@@ -6,32 +6,25 @@ namespace PgFirst.Redis.Tests;
 
 public class RedisCacheConformanceTests(RedisServer server) : DistributedCacheConformanceTests
 {
-    private readonly string _prefix = RedisServer.NewKeyPrefix();
-    private readonly List<ConnectionMultiplexer> _connections = [];
+    private readonly RedisKeyspace _keyspace = new(server);
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask DisposeAsync()
     {
-        await server.DeleteKeysAsync(_prefix);
-        foreach (var connection in _connections)
-        {
-            await connection.DisposeAsync();
-        }
-
+        await _keyspace.DisposeAsync();
         await base.DisposeAsync();
     }
 
     protected override Task<IPgDistributedCache> CreateCacheAsync(ITenantContext tenantContext) =>
         Task.FromResult<IPgDistributedCache>(new RedisDistributedCache(
-            server.Connection, new PgFirstRedisOptions { KeyPrefix = _prefix }, new PgCacheOptions(), tenantContext, Time));
+            server.Connection, new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix }, new PgCacheOptions(), tenantContext, Time));
 
-    protected override async Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe)
-    {
-        var configuration = server.ThroughProxy(proxy);
-        var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
-        _connections.Add(connection);
-        return new RedisDistributedCache(
-            connection, new PgFirstRedisOptions { KeyPrefix = _prefix }, new PgCacheOptions { FailSafe = failSafe }, new PgTenantContext("default"), Time);
-    }
+    protected override Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe) =>
+        Task.FromResult<IPgDistributedCache>(new RedisDistributedCache(
+            _keyspace.Connect(server.ThroughProxy(proxy)),
+            new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix },
+            new PgCacheOptions { FailSafe = failSafe },
+            new PgTenantContext("default"),
+            Time));
 }

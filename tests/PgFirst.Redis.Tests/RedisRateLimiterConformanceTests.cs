@@ -6,19 +6,13 @@ namespace PgFirst.Redis.Tests;
 
 public class RedisRateLimiterConformanceTests(RedisServer server) : RateLimiterConformanceTests
 {
-    private readonly string _prefix = RedisServer.NewKeyPrefix();
-    private readonly List<ConnectionMultiplexer> _connections = [];
+    private readonly RedisKeyspace _keyspace = new(server);
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
     public override async ValueTask DisposeAsync()
     {
-        await server.DeleteKeysAsync(_prefix);
-        foreach (var connection in _connections)
-        {
-            await connection.DisposeAsync();
-        }
-
+        await _keyspace.DisposeAsync();
         await base.DisposeAsync();
     }
 
@@ -37,14 +31,6 @@ public class RedisRateLimiterConformanceTests(RedisServer server) : RateLimiterC
         return DateTimeOffset.UnixEpoch.AddSeconds((long)time[0]).AddTicks((long)time[1] * TimeSpan.TicksPerMicrosecond);
     }
 
-    private RedisRateLimitStore Store(ConfigurationOptions configuration)
-    {
-        var connection = ConnectionMultiplexer.Connect(configuration);
-        lock (_connections)
-        {
-            _connections.Add(connection);
-        }
-
-        return new RedisRateLimitStore(connection, new PgFirstRedisOptions { KeyPrefix = _prefix });
-    }
+    private RedisRateLimitStore Store(ConfigurationOptions configuration) =>
+        new(_keyspace.Connect(configuration), new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix });
 }

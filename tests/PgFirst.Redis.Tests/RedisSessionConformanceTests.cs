@@ -7,8 +7,7 @@ namespace PgFirst.Redis.Tests;
 
 public class RedisSessionConformanceTests(RedisServer server) : SessionConformanceTests
 {
-    private readonly string _prefix = RedisServer.NewKeyPrefix();
-    private readonly List<ConnectionMultiplexer> _connections = [];
+    private readonly RedisKeyspace _keyspace = new(server);
     private ProfilingSession _profiling = new();
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
@@ -16,26 +15,21 @@ public class RedisSessionConformanceTests(RedisServer server) : SessionConforman
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
-        await server.DeleteKeysAsync(_prefix);
-        foreach (var connection in _connections)
-        {
-            await connection.DisposeAsync();
-        }
+        await _keyspace.DisposeAsync();
     }
 
     protected override void ConfigureBackend(IServiceCollection services, TcpProxy? proxy)
     {
         var configuration = proxy is null ? ConfigurationOptions.Parse(server.Configuration) : server.ThroughProxy(proxy);
         configuration.AbortOnConnectFail = false;
-        var connection = ConnectionMultiplexer.Connect(configuration);
+        var connection = _keyspace.Connect(configuration);
         // Every command the store sends is profiled: counting them counts the store's round trips of commands.
         connection.RegisterProfiler(() => _profiling);
-        _connections.Add(connection);
         services.AddSingleton<IConnectionMultiplexer>(connection);
         services.AddPgFirst(o => o.Backend = PgFirstBackend.Redis).AddRedis(o =>
         {
             o.Configuration = server.Configuration;
-            o.KeyPrefix = _prefix;
+            o.KeyPrefix = _keyspace.Prefix;
         });
     }
 
