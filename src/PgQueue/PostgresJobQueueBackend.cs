@@ -250,18 +250,16 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    if (request.Succeeded.Count > 0 && request.Count > 0)
+                    // Npgsql skips the results of statements that return no rows (the acknowledgement), so read
+                    // whichever result sets carry columns rather than counting on their position.
+                    do
                     {
-                        await reader.NextResultAsync(ct).ConfigureAwait(false);
-                    }
-
-                    if (request.Count > 0)
-                    {
-                        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                        while (reader.FieldCount > 0 && await reader.ReadAsync(ct).ConfigureAwait(false))
                         {
                             jobs.Add(ReadClaimed(reader, request.Queue));
                         }
                     }
+                    while (await reader.NextResultAsync(ct).ConfigureAwait(false));
                 }
 
                 return (IReadOnlyList<ClaimedJob>)jobs;
