@@ -29,6 +29,7 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     private readonly ConcurrentQueue<JobToken> _acks = new();
     private readonly ConcurrentBag<JobToken> _unstarted = [];
     private readonly CancellationTokenSource _hardStop = new();
+    private readonly CancellationTokenSource _stopClaiming = new();
     private int _outstanding;
     private int _woken;
     private volatile bool _stopping;
@@ -81,6 +82,9 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     {
         _stopping = true;
         _signal.Writer.TryWrite(true);
+
+        // A claim stuck on an unreachable database must not hold shutdown up; jobs it may have claimed are rescued.
+        await _stopClaiming.CancelAsync().ConfigureAwait(false);
 #pragma warning disable VSTHRD003 // The driver is this runner's own task, started in Start.
         await _driver.ConfigureAwait(false);
 #pragma warning restore VSTHRD003
@@ -126,6 +130,7 @@ internal sealed partial class QueueRunner : IAsyncDisposable
         }
 
         _hardStop.Dispose();
+        _stopClaiming.Dispose();
         foreach (var held in _held.Values)
         {
             held.Dispose();
@@ -170,7 +175,7 @@ internal sealed partial class QueueRunner : IAsyncDisposable
                             Succeeded = acks,
                             SucceededDeleteAfter = now + _options.SucceededRetention,
                         },
-                        CancellationToken.None).ConfigureAwait(false);
+                        _stopClaiming.Token).ConfigureAwait(false);
                     failures = 0;
                     Forget(acks);
                     foreach (var job in jobs)
@@ -199,6 +204,11 @@ internal sealed partial class QueueRunner : IAsyncDisposable
                     foreach (var ack in acks)
                     {
                         _acks.Enqueue(ack);
+                    }
+
+                    if (_stopping)
+                    {
+                        break;
                     }
 
                     failures++;
