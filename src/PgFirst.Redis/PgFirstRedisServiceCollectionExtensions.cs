@@ -8,6 +8,7 @@ using PgCache;
 using PgFirst.Core;
 using PgFirst.Redis;
 using PgFirst.Redis.Internal;
+using PgQueue;
 using PgRateLimit;
 using PgSessions;
 using StackExchange.Redis;
@@ -23,8 +24,9 @@ public static class PgFirstRedisServiceCollectionExtensions
     /// Registers one shared <see cref="IConnectionMultiplexer"/> (unless one is registered already) for the modules that
     /// run on Redis, and their Redis implementations as keyed services (<see cref="PgFirstBackend.Redis"/>) that the
     /// modules pick when their backend is Redis: <see cref="RedisDistributedCache"/> for <c>AddPgCache</c> and
-    /// <see cref="RedisRateLimitStore"/> for <c>AddPgRateLimiting</c> and <see cref="RedisSessionBackend"/> for
-    /// <c>AddPgSessions</c>. The connection is made on first use, not at registration.
+    /// <see cref="RedisRateLimitStore"/> for <c>AddPgRateLimiting</c>, <see cref="RedisSessionBackend"/> for
+    /// <c>AddPgSessions</c> and <see cref="RedisJobQueueBackend"/> for <c>AddPgQueue</c>. The connection is made on first
+    /// use, not at registration.
     /// </summary>
     /// <param name="builder">The PgFirst builder.</param>
     /// <param name="configure">Configures <see cref="PgFirstRedisOptions"/>.</param>
@@ -98,6 +100,9 @@ public static class PgFirstRedisServiceCollectionExtensions
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value));
         services.TryAddKeyedSingleton<IPgSessionBackend>(PgFirstBackend.Redis, static (sp, _) => new RedisSessionBackend(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value));
+        services.TryAddKeyedSingleton<IJobQueueBackend>(PgFirstBackend.Redis, static (sp, _) => new RedisJobQueueBackend(
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value));
         return builder;

@@ -131,6 +131,10 @@ internal sealed partial class JobWorkerService : BackgroundService
     private async Task PromoteLoopAsync(CancellationToken cancellationToken)
     {
         var recurringStored = _recurring.Count == 0;
+
+        // On PostgreSQL the maintenance runner (or pg_cron) applies retention; other stores get it from here.
+        var sweepsRetention = _backend is not PostgresJobQueueBackend;
+        var nextRetentionSweep = _timeProvider.GetUtcNow();
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -159,6 +163,14 @@ internal sealed partial class JobWorkerService : BackgroundService
                     if (_options.UseNotifications)
                     {
                         await _backend.NotifyAsync([.. promoted.Select(p => p.Key)], cancellationToken).ConfigureAwait(false);
+                    }
+                }
+
+                if (sweepsRetention && now >= nextRetentionSweep)
+                {
+                    nextRetentionSweep = now + TimeSpan.FromSeconds(30);
+                    while (await _backend.DeleteFinishedAsync(1000, now, cancellationToken).ConfigureAwait(false) == 1000)
+                    {
                     }
                 }
 
