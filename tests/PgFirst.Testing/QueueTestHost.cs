@@ -3,14 +3,26 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using PgFirst.Testing;
+using Xunit;
+using PgQueue;
 
-namespace PgQueue.Tests;
+namespace PgFirst.Testing;
 
-// A real generic host running PgQueue on a test's schema, plus the records the test handlers write.
-internal static class QueueTestHost
+// A real generic host running PgQueue on a test's store, plus the records the test handlers write.
+public static class QueueTestHost
 {
-    public static IHost Build(PostgresSchema schema, Action<PgQueueOptions>? configure = null, Action<IPgQueueBuilder>? handlers = null, Action<IServiceCollection>? services = null, NpgsqlDataSource? dataSource = null)
+    public static IHost Build(PostgresSchema schema, Action<PgQueueOptions>? configure = null, Action<IPgQueueBuilder>? handlers = null, Action<IServiceCollection>? services = null, NpgsqlDataSource? dataSource = null) =>
+        Build(
+            s =>
+            {
+                s.AddSingleton(dataSource ?? schema.DataSource);
+                s.AddPgFirst(o => o.SchemaName = schema.Name);
+            },
+            configure,
+            handlers,
+            services);
+
+    public static IHost Build(Action<IServiceCollection> store, Action<PgQueueOptions>? configure = null, Action<IPgQueueBuilder>? handlers = null, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder();
         if (Environment.GetEnvironmentVariable("PGQUEUE_TEST_LOG") != "1")
@@ -18,8 +30,7 @@ internal static class QueueTestHost
             builder.Logging.ClearProviders();
         }
 
-        builder.Services.AddSingleton(dataSource ?? schema.DataSource);
-        builder.Services.AddPgFirst(o => o.SchemaName = schema.Name);
+        store(builder.Services);
         var queue = builder.Services.AddPgQueue(o =>
         {
             o.PollInterval = TimeSpan.FromMilliseconds(200);
@@ -54,7 +65,7 @@ internal static class QueueTestHost
 }
 
 // What the handlers saw, shared by a host's handlers and the test.
-internal sealed class Journal
+public sealed class Journal
 {
     public ConcurrentQueue<(long Id, int Attempt, string Value)> Handled { get; } = new();
 
@@ -64,14 +75,18 @@ internal sealed class Journal
 
     public TaskCompletionSource Gate { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public int Started;
+    private int _started;
+
+    public int Started => Volatile.Read(ref _started);
+
+    public void Start() => Interlocked.Increment(ref _started);
 }
 
 public sealed record Work(string Value);
 
 public sealed record Other(int Number);
 
-internal sealed class RecordingHandler(Journal journal) : IJobHandler<Work>
+public sealed class RecordingHandler(Journal journal) : IJobHandler<Work>
 {
     public Task HandleAsync(Work payload, JobContext context, CancellationToken cancellationToken)
     {
@@ -81,7 +96,7 @@ internal sealed class RecordingHandler(Journal journal) : IJobHandler<Work>
 }
 
 // Fails the first N attempts of values "fail:N"; fails forever for "always".
-internal sealed class FlakyHandler(Journal journal) : IJobHandler<Work>
+public sealed class FlakyHandler(Journal journal) : IJobHandler<Work>
 {
     public Task HandleAsync(Work payload, JobContext context, CancellationToken cancellationToken)
     {
@@ -97,17 +112,17 @@ internal sealed class FlakyHandler(Journal journal) : IJobHandler<Work>
 }
 
 // Blocks until the journal's gate opens (or the token fires).
-internal sealed class GatedHandler(Journal journal) : IJobHandler<Work>
+public sealed class GatedHandler(Journal journal) : IJobHandler<Work>
 {
     public async Task HandleAsync(Work payload, JobContext context, CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref journal.Started);
+        journal.Start();
         await journal.Gate.Task.WaitAsync(cancellationToken);
         journal.Handled.Enqueue((context.Id, context.Attempt, payload.Value));
     }
 }
 
-internal sealed class OtherHandler(Journal journal) : IJobHandler<Other>
+public sealed class OtherHandler(Journal journal) : IJobHandler<Other>
 {
     public Task HandleAsync(Other payload, JobContext context, CancellationToken cancellationToken)
     {
