@@ -230,6 +230,12 @@ public sealed record JobClaimRequest
 
     /// <summary>Gets when the succeeded jobs may be deleted.</summary>
     public DateTimeOffset SucceededDeleteAfter { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether the store may commit this claim (and its acknowledgements) without waiting for
+    /// durable storage: losing it in a crash only makes its jobs run again, which at-least-once delivery allows.
+    /// </summary>
+    public bool AsynchronousCommit { get; init; }
 }
 
 /// <summary>A job claimed by a worker.</summary>

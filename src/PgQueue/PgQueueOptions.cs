@@ -80,6 +80,15 @@ public sealed class PgQueueOptions
     /// <summary>Gets or sets the largest serialized payload accepted, in bytes. <value>The default is 1 MiB.</value></summary>
     public int MaxPayloadBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// Gets or sets a value indicating whether claims and their batched acknowledgements wait for a durable commit.
+    /// When off (the default) those transactions alone run with <c>synchronous_commit = off</c>: a database crash can
+    /// forget the last few hundred milliseconds of them, which at worst runs those jobs again (delivery is at least
+    /// once anyway). Enqueues, failures and <see cref="JobContext.CompleteAsync(Npgsql.NpgsqlTransaction, CancellationToken)"/>
+    /// are always durable. <value>The default is <see langword="false"/>.</value>
+    /// </summary>
+    public bool DurableClaims { get; set; }
+
     /// <summary>Gets or sets the most jobs one claim takes. <value>The default is 256.</value></summary>
     public int MaxClaimBatch { get; set; } = 256;
 

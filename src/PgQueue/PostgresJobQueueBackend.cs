@@ -12,6 +12,7 @@ namespace PgQueue;
 public sealed class PostgresJobQueueBackend : IJobQueueBackend
 {
     private const int EnqueueChunk = 5000;
+    private const int ClaimColumns = 10;
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
     private readonly PgQueueSql _sql;
@@ -224,6 +225,12 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
             {
                 var batch = new NpgsqlBatch(connection);
                 await using var batchScope = batch.ConfigureAwait(false);
+                if (request.AsynchronousCommit && (request.Succeeded.Count > 0 || request.Count > 0))
+                {
+                    // For this implicit transaction only (is_local): the batch's statements commit together.
+                    batch.BatchCommands.Add(new NpgsqlBatchCommand(PgQueueSql.AsynchronousCommit));
+                }
+
                 if (request.Succeeded.Count > 0)
                 {
                     batch.BatchCommands.Add(CompleteCommand(request.Succeeded, request.Now, request.SucceededDeleteAfter));
@@ -250,11 +257,11 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    // Npgsql skips the results of statements that return no rows (the acknowledgement), so read
-                    // whichever result sets carry columns rather than counting on their position.
+                    // Npgsql skips the results of statements that return no rows (the acknowledgement) but not set_config's,
+                    // so read the result set shaped like a claim rather than counting on positions.
                     do
                     {
-                        while (reader.FieldCount > 0 && await reader.ReadAsync(ct).ConfigureAwait(false))
+                        while (reader.FieldCount == ClaimColumns && await reader.ReadAsync(ct).ConfigureAwait(false))
                         {
                             jobs.Add(ReadClaimed(reader, request.Queue));
                         }

@@ -35,6 +35,25 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
         Assert.Equal(0, await ScalarAsync("SELECT count(*) FROM {0}.job"));
     }
 
+    // Regression: a job whose lease expired while it sat in this worker's buffer, and that this same worker claimed
+    // again, used to run under the stale claim while the new claim was dropped and left to expire.
+    [Fact]
+    public async Task JobsReclaimedByTheSameWorker_RunUnderTheNewClaim_StaleCopiesAreSkipped()
+    {
+        var host = await StartAsync(o => { o.DefaultConcurrency = 1; o.DefaultPrefetch = 8; o.LeaseDuration = TimeSpan.FromSeconds(30); o.HeartbeatInterval = TimeSpan.FromSeconds(10); }, q => q.AddHandler<Work, SlowHandler>());
+        var journal = host.Services.GetRequiredService<Journal>();
+        await host.Services.GetRequiredService<IJobQueue>().EnqueueManyAsync(Enumerable.Range(0, 9).Select(i => new Work("r" + i)), cancellationToken: Ct);
+        await QueueTestHost.WaitUntilAsync(() => journal.Started >= 1, "the first job starts");
+
+        // Every lease "expires": the jobs become available and the same worker claims them again.
+        await ExecuteAsync("SELECT * FROM {0}.queue_promote(now() + interval '1 hour')");
+
+        await QueueTestHost.WaitUntilAsync(async () => await ScalarAsync("SELECT count(*) FROM {0}.job_finished WHERE state = 3") == 9, "all nine finish without waiting for a lease to expire", 20);
+        Assert.Equal(9, journal.Handled.Select(h => h.Value).Distinct().Count());
+        Assert.All(journal.Handled, h => Assert.InRange(h.Attempt, 1, 2));
+        Assert.Contains(journal.Handled, h => h.Attempt == 2);
+    }
+
     [Fact]
     public async Task TransactionalEnqueue_RolledBack_NoJob_Committed_Handled()
     {
@@ -187,6 +206,17 @@ internal sealed class TransactionalHandler(Journal journal, NpgsqlDataSource dat
         }
 
         await transaction.CommitAsync(cancellationToken);
+        journal.Handled.Enqueue((context.Id, context.Attempt, payload.Value));
+    }
+}
+
+// Takes 300 ms, honouring cancellation, and records only completed runs.
+internal sealed class SlowHandler(Journal journal) : IJobHandler<Work>
+{
+    public async Task HandleAsync(Work payload, JobContext context, CancellationToken cancellationToken)
+    {
+        journal.Start();
+        await Task.Delay(300, cancellationToken);
         journal.Handled.Enqueue((context.Id, context.Attempt, payload.Value));
     }
 }

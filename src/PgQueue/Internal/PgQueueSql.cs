@@ -23,6 +23,8 @@ internal sealed class PgQueueSql(string schemaName)
         WHERE unique_key = $1
         """;
 
+    public const string AsynchronousCommit = "SELECT set_config('synchronous_commit', 'off', true)";
+
     public const string Notify = "SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q";
 
     // Array parameters, one statement per chunk: about as fast as COPY here, and it keeps ON CONFLICT for unique keys

@@ -24,7 +24,7 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly string _worker;
     private readonly Channel<ClaimedJob> _buffer = Channel.CreateUnbounded<ClaimedJob>(new UnboundedChannelOptions { SingleWriter = true });
-    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Channel<bool>[] _signals;
     private readonly ConcurrentDictionary<long, HeldJob> _held = new();
     private readonly ConcurrentQueue<JobToken> _acks = new();
     private readonly ConcurrentBag<JobToken> _unstarted = [];
@@ -33,7 +33,7 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     private int _outstanding;
     private int _woken;
     private volatile bool _stopping;
-    private Task _driver = Task.CompletedTask;
+    private Task[] _drivers = [];
     private Task[] _executors = [];
 
     public QueueRunner(string queue, PgQueueWorkerOptions queueOptions, IJobQueueBackend backend, PgQueueOptions options, JobRegistry registry, IServiceScopeFactory scopes, PgQueueMetrics metrics, TimeProvider timeProvider, ILogger logger, string worker)
@@ -49,13 +49,17 @@ internal sealed partial class QueueRunner : IAsyncDisposable
         _timeProvider = timeProvider;
         _logger = logger;
         _worker = worker;
+
+        // Two claim loops when jobs are prefetched, so one claim's round trip (and commit) overlaps the other's:
+        // a single loop leaves the database idle between round trips and caps a drain at one batch per round trip.
+        _signals = [.. Enumerable.Range(0, _prefetch > 0 ? 2 : 1).Select(_ => Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite }))];
     }
 
     public string Queue => _queue;
 
     public void Start()
     {
-        _driver = Task.Run(DriveAsync);
+        _drivers = [.. _signals.Select(signal => Task.Run(() => DriveAsync(signal)))];
         _executors = [.. Enumerable.Range(0, _concurrency).Select(_ => Task.Run(ExecuteLoopAsync))];
     }
 
@@ -63,7 +67,7 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     public void Wake()
     {
         Volatile.Write(ref _woken, 1);
-        _signal.Writer.TryWrite(true);
+        Signal();
     }
 
     public IReadOnlyList<JobToken> HeldTokens() => [.. _held.Values.Where(h => !h.Lost).Select(h => h.Token)];
@@ -81,12 +85,12 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     public async Task StopAsync(TimeSpan grace)
     {
         _stopping = true;
-        _signal.Writer.TryWrite(true);
+        Signal();
 
         // A claim stuck on an unreachable database must not hold shutdown up; jobs it may have claimed are rescued.
         await _stopClaiming.CancelAsync().ConfigureAwait(false);
 #pragma warning disable VSTHRD003 // The driver is this runner's own task, started in Start.
-        await _driver.ConfigureAwait(false);
+        await Task.WhenAll(_drivers).ConfigureAwait(false);
 #pragma warning restore VSTHRD003
         _buffer.Writer.TryComplete();
         var executors = Task.WhenAll(_executors);
@@ -137,14 +141,16 @@ internal sealed partial class QueueRunner : IAsyncDisposable
         }
     }
 
-    private async Task DriveAsync()
+    private async Task DriveAsync(Channel<bool> signal)
     {
         var idle = false;
         var failures = 0;
+        var capacity = _concurrency + _prefetch;
         while (!_stopping)
         {
+            // Reserve the slots before the round trip, so the other claim loop cannot claim them too.
             var outstanding = Volatile.Read(ref _outstanding);
-            var want = Math.Min(_options.MaxClaimBatch, _concurrency + _prefetch - outstanding);
+            var want = Math.Min(_options.MaxClaimBatch, capacity - outstanding);
 
             // While every handler is busy, small top-ups of the buffer are not worth a round trip.
             if (outstanding >= _concurrency && want < Math.Max(1, _prefetch / 4))
@@ -158,9 +164,16 @@ internal sealed partial class QueueRunner : IAsyncDisposable
                 want = 0;
             }
 
+            if (want > 0 && Interlocked.CompareExchange(ref _outstanding, outstanding + want, outstanding) != outstanding)
+            {
+                // The other loop moved first; look again.
+                continue;
+            }
+
             var acks = TakeAcks(MaxAcksPerFlush);
             if (want > 0 || acks.Count > 0)
             {
+                var got = 0;
                 try
                 {
                     var now = _timeProvider.GetUtcNow();
@@ -168,20 +181,27 @@ internal sealed partial class QueueRunner : IAsyncDisposable
                         new JobClaimRequest
                         {
                             Queue = _queue,
-                            Count = Math.Max(0, want),
+                            Count = want,
                             Worker = _worker,
                             Now = now,
                             LeaseExpiresAt = now + _options.LeaseDuration,
                             Succeeded = acks,
                             SucceededDeleteAfter = now + _options.SucceededRetention,
+                            AsynchronousCommit = !_options.DurableClaims,
                         },
                         _stopClaiming.Token).ConfigureAwait(false);
                     failures = 0;
                     Forget(acks);
+                    got = jobs.Count;
                     foreach (var job in jobs)
                     {
-                        _held[job.Id] = new HeldJob(job.Token, _hardStop.Token);
-                        Interlocked.Increment(ref _outstanding);
+                        // The same job claimed again (its earlier lease here expired): that earlier copy is stale.
+                        var held = new HeldJob(job.Token, _hardStop.Token);
+                        _held.AddOrUpdate(job.Id, held, (_, stale) =>
+                        {
+                            stale.MarkLost();
+                            return held;
+                        });
                         _buffer.Writer.TryWrite(job);
                     }
 
@@ -213,12 +233,20 @@ internal sealed partial class QueueRunner : IAsyncDisposable
 
                     failures++;
                     LogWorkerError(_logger, ex, _queue);
-                    await DelayAsync(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(failures, 6))))).ConfigureAwait(false);
+                    await DelayAsync(signal, TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(failures, 6))))).ConfigureAwait(false);
                     continue;
+                }
+                finally
+                {
+                    // Give back the reserved slots no job came for.
+                    if (want > got)
+                    {
+                        Interlocked.Add(ref _outstanding, got - want);
+                    }
                 }
             }
 
-            if (!await WaitForSignalAsync().ConfigureAwait(false))
+            if (!await WaitForSignalAsync(signal).ConfigureAwait(false))
             {
                 // The poll interval passed with no signal: look again.
                 idle = false;
@@ -242,9 +270,10 @@ internal sealed partial class QueueRunner : IAsyncDisposable
 
     private async Task ExecuteAsync(ClaimedJob job)
     {
-        if (!_held.TryGetValue(job.Id, out var held) || held.Lost)
+        if (!_held.TryGetValue(job.Id, out var held) || held.Lost || held.Token != job.Token)
         {
-            Done(job, keepHeld: false);
+            Interlocked.Decrement(ref _outstanding);
+            Signal();
             return;
         }
 
@@ -344,13 +373,21 @@ internal sealed partial class QueueRunner : IAsyncDisposable
 
     private void Done(ClaimedJob job, bool keepHeld)
     {
-        if (!keepHeld && _held.TryRemove(job.Id, out var held))
+        if (!keepHeld)
         {
-            held.Dispose();
+            Release(job.Token);
         }
 
         Interlocked.Decrement(ref _outstanding);
-        _signal.Writer.TryWrite(true);
+        Signal();
+    }
+
+    private void Signal()
+    {
+        foreach (var signal in _signals)
+        {
+            signal.Writer.TryWrite(true);
+        }
     }
 
     private async Task TryAsync(Func<ValueTask<bool>> action)
@@ -384,19 +421,25 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     {
         foreach (var ack in acks)
         {
-            if (_held.TryRemove(ack.Id, out var held))
-            {
-                held.Dispose();
-            }
+            Release(ack);
         }
     }
 
-    private async Task<bool> WaitForSignalAsync()
+    // Removes the entry of this attempt only: a newer claim of the same job keeps its own.
+    private void Release(JobToken token)
+    {
+        if (_held.TryGetValue(token.Id, out var held) && held.Token == token && _held.TryRemove(KeyValuePair.Create(token.Id, held)))
+        {
+            held.Dispose();
+        }
+    }
+
+    private async Task<bool> WaitForSignalAsync(Channel<bool> signal)
     {
         using var timeout = new CancellationTokenSource(_options.PollInterval, _timeProvider);
         try
         {
-            await _signal.Reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            await signal.Reader.ReadAsync(timeout.Token).ConfigureAwait(false);
             return true;
         }
         catch (OperationCanceledException)
@@ -405,14 +448,14 @@ internal sealed partial class QueueRunner : IAsyncDisposable
         }
     }
 
-    private async Task DelayAsync(TimeSpan delay)
+    private async Task DelayAsync(Channel<bool> signal, TimeSpan delay)
     {
         using var timeout = new CancellationTokenSource(delay, _timeProvider);
         try
         {
             while (!_stopping)
             {
-                await _signal.Reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+                await signal.Reader.ReadAsync(timeout.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)
