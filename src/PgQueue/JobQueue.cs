@@ -41,7 +41,7 @@ public sealed partial class JobQueue : IJobQueue
     /// <inheritdoc />
     public async ValueTask<JobEnqueueResult> EnqueueAsync<TPayload>(TPayload payload, JobOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var request = Build(payload, options, single: true);
+        var request = Build(payload, options, inTransaction: false);
         var result = await _backend.EnqueueAsync(request, cancellationToken).ConfigureAwait(false);
         Enqueued(request, result.Duplicate ? 0 : 1, wakeHere: true);
         return result;
@@ -65,7 +65,7 @@ public sealed partial class JobQueue : IJobQueue
     /// <inheritdoc />
     public async ValueTask<JobBatchEnqueueResult> EnqueueManyAsync<TPayload>(IEnumerable<TPayload> payloads, JobOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var requests = BuildMany(payloads, options);
+        var requests = BuildMany(payloads, options, inTransaction: false);
         var result = await _backend.EnqueueManyAsync(requests, cancellationToken).ConfigureAwait(false);
         EnqueuedMany(requests, result, wakeHere: true);
         return result;
@@ -76,7 +76,7 @@ public sealed partial class JobQueue : IJobQueue
     {
         ArgumentNullException.ThrowIfNull(transaction);
         var connection = transaction.Connection ?? throw new ArgumentException("The transaction is already finished.", nameof(transaction));
-        var requests = BuildMany(payloads, options);
+        var requests = BuildMany(payloads, options, inTransaction: true);
         var result = await Postgres().EnqueueManyAsync(connection, transaction, requests, cancellationToken).ConfigureAwait(false);
 
         // Not woken here: the rows are invisible until the caller commits; the notification inside the transaction is
@@ -90,7 +90,7 @@ public sealed partial class JobQueue : IJobQueue
     private async ValueTask<JobEnqueueResult> EnqueueAsync<TPayload>(NpgsqlConnection connection, NpgsqlTransaction? transaction, TPayload payload, JobOptions? options, CancellationToken cancellationToken)
     {
         var backend = Postgres();
-        var request = Build(payload, options, single: true);
+        var request = Build(payload, options, inTransaction: transaction is not null);
         var result = await backend.EnqueueAsync(connection, transaction, request, cancellationToken).ConfigureAwait(false);
 
         // Inside a transaction the row is invisible until the commit, which delivers the notification.
@@ -107,6 +107,10 @@ public sealed partial class JobQueue : IJobQueue
         if (count > 0 && wakeHere && !request.Delayed)
         {
             _wakeHub.Wake(request.Queue);
+            if (!request.Notify)
+            {
+                _debouncer?.Trail(request.Queue);
+            }
         }
     }
 
@@ -121,10 +125,14 @@ public sealed partial class JobQueue : IJobQueue
         if (result.Enqueued > 0 && wakeHere && !requests[0].Delayed)
         {
             _wakeHub.Wake(requests[0].Queue);
+            if (!requests[0].Notify)
+            {
+                _debouncer?.Trail(requests[0].Queue);
+            }
         }
     }
 
-    private List<JobEnqueueRequest> BuildMany<TPayload>(IEnumerable<TPayload> payloads, JobOptions? options)
+    private List<JobEnqueueRequest> BuildMany<TPayload>(IEnumerable<TPayload> payloads, JobOptions? options, bool inTransaction)
     {
         ArgumentNullException.ThrowIfNull(payloads);
         if (options?.UniqueKey is not null)
@@ -135,13 +143,15 @@ public sealed partial class JobQueue : IJobQueue
         var requests = new List<JobEnqueueRequest>(payloads.TryGetNonEnumeratedCount(out var n) ? n : 16);
         foreach (var payload in payloads)
         {
-            requests.Add(Build(payload, options, single: false, notify: requests.Count == 0));
+            requests.Add(Build(payload, options, inTransaction, first: requests.Count == 0));
         }
 
         return requests;
     }
 
-    private JobEnqueueRequest Build<TPayload>(TPayload payload, JobOptions? options, bool single, bool notify = true)
+    // Inside a caller's transaction the notification always goes in the transaction: it is delivered at the commit
+    // (PostgreSQL folds duplicates within a transaction), whereas a trailing one could arrive before the row exists.
+    private JobEnqueueRequest Build<TPayload>(TPayload payload, JobOptions? options, bool inTransaction, bool first = true)
     {
         if (payload is null)
         {
@@ -212,7 +222,7 @@ public sealed partial class JobQueue : IJobQueue
             UniqueKey = uniqueKey,
             EnqueuedAt = now,
             TraceParent = Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity ? activity.Id : null,
-            Notify = notify && runAt <= now && (_debouncer?.TryLead(queue) ?? false) && (single || notify),
+            Notify = first && runAt <= now && _debouncer is not null && (inTransaction || _debouncer.TryLead(queue)),
         };
     }
 

@@ -61,9 +61,9 @@ public sealed class PgQueueOptions
     /// <summary>
     /// Gets or sets the window in which a producer sends at most one notification per queue (plus one trailing
     /// notification at its end), so a burst of enqueues never becomes a burst of NOTIFYs.
-    /// <value>The default is 20 milliseconds.</value>
+    /// <value>The default is 5 milliseconds.</value>
     /// </summary>
-    public TimeSpan NotifyDebounce { get; set; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan NotifyDebounce { get; set; } = TimeSpan.FromMilliseconds(5);
 
     /// <summary>Gets or sets how long shutdown waits for running handlers before cancelling them. <value>The default is 15 seconds.</value></summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(15);

@@ -31,6 +31,7 @@ internal sealed class JobWakeHub
 
 // At most one NOTIFY per queue per window, plus one trailing NOTIFY at the end of a window in which enqueues were
 // not announced, so a burst of enqueues costs a handful of notifications and the last job never waits for a poll.
+// The trailing notification is scheduled only after the unannounced row is committed (Trail), never before.
 internal sealed class NotifyDebouncer(TimeProvider timeProvider, TimeSpan window, Func<IReadOnlyCollection<string>, Task> sendTrailing)
 {
     private readonly Lock _lock = new();
@@ -38,35 +39,50 @@ internal sealed class NotifyDebouncer(TimeProvider timeProvider, TimeSpan window
     private readonly HashSet<string> _trailing = new(StringComparer.Ordinal);
     private bool _trailingScheduled;
 
-    // True when this enqueue should carry the notification itself.
+    // True when this enqueue should carry the notification itself (none was sent for the queue within the window).
     public bool TryLead(string queue)
     {
         var now = timeProvider.GetTimestamp();
         lock (_lock)
         {
-            if (!_lastSent.TryGetValue(queue, out var last) || timeProvider.GetElapsedTime(last, now) >= window)
-            {
-                _lastSent[queue] = now;
-                _trailing.Remove(queue);
-                return true;
-            }
-
-            _trailing.Add(queue);
-            if (_trailingScheduled)
+            if (_lastSent.TryGetValue(queue, out var last) && timeProvider.GetElapsedTime(last, now) < window)
             {
                 return false;
             }
 
-            _trailingScheduled = true;
+            _lastSent[queue] = now;
+            _trailing.Remove(queue);
+            return true;
         }
-
-        _ = SendTrailingAsync();
-        return false;
     }
 
-    private async Task SendTrailingAsync()
+    // An enqueue that did not lead is committed: announce it at the end of the current window.
+    public void Trail(string queue)
     {
-        await Task.Delay(window, timeProvider).ConfigureAwait(false);
+        TimeSpan delay;
+        lock (_lock)
+        {
+            _trailing.Add(queue);
+            if (_trailingScheduled)
+            {
+                return;
+            }
+
+            _trailingScheduled = true;
+            var elapsed = _lastSent.TryGetValue(queue, out var last) ? timeProvider.GetElapsedTime(last) : window;
+            delay = elapsed >= window ? TimeSpan.Zero : window - elapsed;
+        }
+
+        _ = SendTrailingAsync(delay);
+    }
+
+    private async Task SendTrailingAsync(TimeSpan delay)
+    {
+        if (delay > TimeSpan.Zero)
+        {
+            await Task.Delay(delay, timeProvider).ConfigureAwait(false);
+        }
+
         string[] queues;
         lock (_lock)
         {

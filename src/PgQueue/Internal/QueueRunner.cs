@@ -66,8 +66,9 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     // New work may be there (a local enqueue, a notification, a promotion).
     public void Wake()
     {
+        // One loop answers a wake-up; if it finds a full batch it wakes the other.
         Volatile.Write(ref _woken, 1);
-        Signal();
+        _signals[0].Writer.TryWrite(true);
     }
 
     public IReadOnlyList<JobToken> HeldTokens() => [.. _held.Values.Where(h => !h.Lost).Select(h => h.Token)];
@@ -210,6 +211,9 @@ internal sealed partial class QueueRunner : IAsyncDisposable
                         idle = jobs.Count < want;
                         if (!idle)
                         {
+                            // A full batch: there is likely more, so the other loop joins in.
+                            Volatile.Write(ref _woken, 1);
+                            Signal();
                             continue;
                         }
                     }
