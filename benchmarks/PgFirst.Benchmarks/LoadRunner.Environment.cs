@@ -20,6 +20,8 @@ internal static partial class LoadRunner
             new(".NET", RuntimeInformation.FrameworkDescription),
             new("Npgsql", PackageVersion(typeof(NpgsqlDataSource))),
             new("StackExchange.Redis", PackageVersion(typeof(ConnectionMultiplexer))),
+            new("Hangfire.Core", PackageVersion(typeof(Hangfire.BackgroundJobServer))),
+            new("Hangfire.PostgreSql", PackageVersion(typeof(Hangfire.PostgreSql.PostgreSqlStorage))),
         };
         await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
         await using (var version = dataSource.CreateCommand("SELECT version()"))
@@ -43,12 +45,18 @@ internal static partial class LoadRunner
             new("callers", string.Join(", ", callers) + " concurrent async callers, each awaiting one operation at a time"),
             new("rounds", rounds == 1
                 ? "1: every figure is a single measurement"
-                : string.Create(CultureInfo.InvariantCulture, $"{rounds}, interleaved (every step once, then again); each figure is the round with the median ops/s, with that round's percentiles")),
+                : string.Create(CultureInfo.InvariantCulture, $"{rounds}, interleaved (every step once, then again); each figure is the round with the median ops/s (median p50 for the enqueue→start latency, whose rate the producer sets), with that round's percentiles")),
             new("data source", "a fresh NpgsqlDataSource per step, default settings (pool up to 100, reset on close), every statement prepared; raw baselines use the same settings"),
             new("cache", string.Create(CultureInfo.InvariantCulture, $"{Keys:N0} keys of 1 KiB, UNLOGGED table (PgCache default); keys cycle through the key space")),
             new("rate limit", "1,000 partitions, window 1 h, limit never reached (every decision is a round trip)"),
             new("sessions", string.Create(CultureInfo.InvariantCulture, $"{Sessions:N0} sessions, each a 1 KiB cart; LOGGED table; touch interval {TouchInterval.TotalMinutes:0} min, sessions created just before the session steps, so no load in them writes a touch")),
             new("Redis", "StackExchange.Redis, one multiplexer per step; server without persistence (--save \"\" --appendonly no) as ./pgfirst starts it"),
+            new("queue scenarios", "batch scenarios: each runs once per round instead of once per concurrency; ops/s are jobs/s, callers are workers (the bulk enqueue: 1 caller); “no latency” where a batch is timed as a whole"),
+            new("PgQueue", QueueSettings()),
+            new("queue drain", string.Create(CultureInfo.InvariantCulture, $"{Jobs:N0} no-op jobs enqueued before the clock starts (EnqueueManyAsync; raw: one unnest INSERT), {DrainWorkers} workers; jobs/s = jobs ÷ time from the workers' start until every job ran and left the queue (PgQueue: handler count reached, then queue depth 0 by JobQueueManager.GetStatsAsync; Hangfire: every job in the Succeeded state). Raw baseline: a minimal table (id identity primary key, queue, payload jsonb, enqueued_at), {DrainWorkers} tasks each looping one prepared DELETE … WHERE id = ANY(ARRAY(SELECT id … ORDER BY id LIMIT {RawDrainBatch} FOR UPDATE SKIP LOCKED)) RETURNING id, payload, a connection from the data source per statement, until a claim comes back empty. “no history”: SucceededRetention = 0 (a finished job is deleted, not moved to job_finished); the others keep it for the default 1 h")),
+            new("queue bulk enqueue", string.Create(CultureInfo.InvariantCulture, $"one EnqueueManyAsync of {Jobs:N0} no-op jobs (serialization included), after a warm-up call of {WarmUpJobs} jobs; raw baseline: one INSERT … SELECT FROM unnest($2::jsonb[]) of {Jobs:N0} rows into the minimal table, after the same warm-up; Hangfire: {HangfireJobCount:N0} BackgroundJobClient.Enqueue calls one after another (fewer jobs: it is ≈ 100× slower), latency per call")),
+            new("queue enqueue→start latency", string.Create(CultureInfo.InvariantCulture, $"a producer host (RunWorkers = false) and a worker host ({DrainWorkers} workers), each with its own data source, in one process, so the wake-up travels through NOTIFY (Redis twin: pub/sub), not the in-process shortcut; one job every 10–20 ms (uniformly at random) for {StepWarmUp.TotalSeconds:0.#} s of warm-up and then {StepDuration.TotalSeconds:0.#} s; latency = the handler's start − the moment the producer called EnqueueAsync (Stopwatch timestamps in the payload), for the jobs enqueued after the warm-up")),
+            new("Hangfire", HangfireSettings),
         };
         await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
         foreach (var name in new[] { "shared_buffers", "synchronous_commit", "fsync", "wal_level", "max_connections" })
@@ -58,6 +66,14 @@ internal static partial class LoadRunner
         }
 
         return settings;
+    }
+
+    private static string QueueSettings()
+    {
+        var o = new PgQueue.PgQueueOptions();
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"as an app registers it: AddPgFirst (maintenance runner off) + AddPgQueue + AddHandler in a generic host, a fresh data source per host, job tables emptied (Redis twin: a key prefix of its own) before each step; defaults: DefaultConcurrency {o.DefaultConcurrency}, DefaultPrefetch {o.DefaultPrefetch}, MaxClaimBatch {o.MaxClaimBatch}, LeaseDuration {o.LeaseDuration.TotalSeconds:0} s, HeartbeatInterval {o.HeartbeatInterval.TotalSeconds:0} s, PollInterval {o.PollInterval.TotalSeconds:0.###} s, UseNotifications {o.UseNotifications}, NotifyDebounce {o.NotifyDebounce.TotalMilliseconds:0} ms, SucceededRetention {o.SucceededRetention.TotalHours:0} h; the Redis twin the same options on AddRedis");
     }
 
     // The informational version is the package version (assembly versions are often pinned, e.g. 2.0.0.0).

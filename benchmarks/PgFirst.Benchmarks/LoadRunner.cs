@@ -13,16 +13,21 @@ using StackExchange.Redis;
 namespace PgFirst.Benchmarks;
 
 /// <summary>
-/// Throughput and latency under concurrency, which BenchmarkDotNet does not measure: each scenario runs for a fixed time
-/// after a warm-up at 1, 8 and 32 concurrent callers, on a fresh data source per step (Npgsql's pool hands out
-/// connections oldest-first, so a pool warmed by a bigger step would skew a smaller one). Ratios are read within one run.
-/// Usage: <c>dotnet run -c Release --project benchmarks/PgFirst.Benchmarks -- load [--seconds N] [--callers 1,8,32]</c>.
+/// Throughput and latency under concurrency, which BenchmarkDotNet does not measure: each load scenario runs for a fixed
+/// time after a warm-up at 1, 8 and 32 concurrent callers, on a fresh data source per step (Npgsql's pool hands out
+/// connections oldest-first, so a pool warmed by a bigger step would skew a smaller one). Batch scenarios (the queue's
+/// drains and bulk enqueues) do one batch of work per round instead, with a fixed number of workers. Ratios are read
+/// within one run.
+/// Usage: <c>dotnet run -c Release --project benchmarks/PgFirst.Benchmarks -- load [--seconds N] [--callers 1,8,32]
+/// [--only TEXT] [--jobs N] [--hangfire-jobs N]</c>.
 /// </summary>
 internal static partial class LoadRunner
 {
     private static string Schema = "bench_load";
     private static string RedisPrefix = "bench-load:";
     private static int Keys = 100_000;
+    private static TimeSpan StepDuration = TimeSpan.FromSeconds(5);
+    private static TimeSpan StepWarmUp = TimeSpan.FromSeconds(1);
 
     /// <summary>Gets the results of the last run, in the order measured.</summary>
     internal static IReadOnlyList<LoadResult> LastResults { get; private set; } = [];
@@ -37,6 +42,10 @@ internal static partial class LoadRunner
         var warmUp = OptionDouble(args, "--warm-up", quick ? 0.5 : 1);
         var callers = (OptionText(args, "--callers") ?? (quick ? "1,8" : "1,8,32")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
         Keys = (int)OptionDouble(args, "--keys", quick ? 10_000 : 100_000);
+        Jobs = (int)OptionDouble(args, "--jobs", 20_000);
+        HangfireJobCount = (int)OptionDouble(args, "--hangfire-jobs", quick ? 200 : 1_000);
+        StepDuration = TimeSpan.FromSeconds(seconds);
+        StepWarmUp = TimeSpan.FromSeconds(warmUp);
         Sessions = Math.Min(Keys, 10_000);
         Schema = OptionText(args, "--schema") ?? Schema;
         RedisPrefix = OptionText(args, "--redis-prefix") ?? RedisPrefix;
@@ -54,11 +63,26 @@ internal static partial class LoadRunner
 
         var scenarios = Scenarios().Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
         var rounds = (int)OptionDouble(args, "--repeat", quick ? 1 : 3);
-        var measured = new Dictionary<(string Name, int Callers), List<(double OpsPerSecond, double P50, double P95, double P99)>>();
+        var measured = new Dictionary<(string Name, int Callers), List<Measurement>>();
+        var order = new List<(Scenario Scenario, int Callers)>();
         Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
         Console.WriteLine($"| --- | --- | --- | --- | --- | --- |");
         var step = 0;
-        var steps = rounds * scenarios.Count * callers.Length;
+        var steps = rounds * scenarios.Sum(s => s.Create is null ? 1 : callers.Length);
+
+        void Record(Scenario scenario, Measurement result)
+        {
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"| {scenario.Name} | {result.Callers} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
+            if (!measured.TryGetValue((scenario.Name, result.Callers), out var list))
+            {
+                measured[(scenario.Name, result.Callers)] = list = [];
+                order.Add((scenario, result.Callers));
+            }
+
+            list.Add(result);
+        }
 
         // Rounds are interleaved (every scenario once, then again) so that drift on a noisy machine spreads over all
         // scenarios instead of favouring the ones measured first; the report takes each step's median round.
@@ -66,35 +90,32 @@ internal static partial class LoadRunner
         {
             // Each round makes its sessions afresh, so its session steps run inside one touch interval too.
             _sessionsPrepared = false;
-            foreach (var (name, create) in scenarios)
+            var ofRounds = rounds > 1 ? $", round {round} of {rounds}" : "";
+            foreach (var scenario in scenarios)
             {
+                if (scenario.Create is not { } create)
+                {
+                    Progress($"[{++step}/{steps}] {scenario.Name}{ofRounds}");
+                    Record(scenario, await scenario.Run!());
+                    continue;
+                }
+
                 foreach (var count in callers)
                 {
-                    Progress($"[{++step}/{steps}] {name}, {count} caller(s){(rounds > 1 ? $", round {round} of {rounds}" : "")}");
+                    Progress($"[{++step}/{steps}] {scenario.Name}, {count} caller(s){ofRounds}");
                     await using var measuredStep = await create();
-                    var result = await MeasureAsync(measuredStep, count, TimeSpan.FromSeconds(warmUp), TimeSpan.FromSeconds(seconds));
-                    Console.WriteLine(string.Create(
-                        CultureInfo.InvariantCulture,
-                        $"| {name} | {count} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
-                    if (!measured.TryGetValue((name, count), out var list))
-                    {
-                        measured[(name, count)] = list = [];
-                    }
-
-                    list.Add(result);
+                    Record(scenario, await MeasureAsync(measuredStep, count, StepWarmUp, StepDuration));
                 }
             }
         }
 
         var results = new List<LoadResult>();
-        foreach (var (name, _) in scenarios)
+        foreach (var (scenario, count) in order)
         {
-            foreach (var count in callers)
-            {
-                var median = measured[(name, count)].OrderBy(r => r.OpsPerSecond).ElementAt(rounds / 2);
-                var split = name.IndexOf(": ", StringComparison.Ordinal);
-                results.Add(new LoadResult(name[..split], name[(split + 2)..], count, median.OpsPerSecond, median.P50, median.P95, median.P99));
-            }
+            var rounded = measured[(scenario.Name, count)];
+            var median = rounded.OrderBy(scenario.MedianOf).ElementAt(rounded.Count / 2);
+            var split = scenario.Name.IndexOf(": ", StringComparison.Ordinal);
+            results.Add(new LoadResult(scenario.Name[..split], scenario.Name[(split + 2)..], count, median.OpsPerSecond, median.P50, median.P95, median.P99));
         }
 
         LastResults = results;
@@ -113,38 +134,66 @@ internal static partial class LoadRunner
 
     private static void Progress(string message) => Console.Error.WriteLine($"==> {message}");
 
+    /// <summary>What one step or one batch measured: ops/s and latency percentiles in µs (0 where not measured).</summary>
+    private readonly record struct Measurement(int Callers, double OpsPerSecond, double P50, double P95, double P99);
+
+    /// <summary>
+    /// A scenario: either a load step (<see cref="Create"/>: an operation each caller repeats for the step's duration, at
+    /// every concurrency of the run) or a batch (<see cref="Run"/>: one batch of work per round, with its own worker count).
+    /// </summary>
+    private sealed record Scenario(string Name, Func<Task<Step>>? Create, Func<Task<Measurement>>? Run, bool MedianByP50 = false)
+    {
+        // The round reported is the median one by ops/s, or by p50 where the rate is set by the scenario itself.
+        public double MedianOf(Measurement m) => MedianByP50 ? m.P50 : m.OpsPerSecond;
+    }
+
+    private static Scenario Load(string name, Func<Task<Step>> create) => new(name, create, null);
+
+    private static Scenario Batch(string name, Func<Task<Measurement>> run, bool medianByP50 = false) => new(name, null, run, medianByP50);
+
     // Every scenario is "group: variant". Variants named "raw …" are the physical baseline (raw Npgsql, prepared, same
     // SQL, same data source settings); "Redis twin" is the module's Redis mode; "stock …" and peers are other libraries.
-    private static (string Name, Func<Task<Step>> Create)[] Scenarios() =>
+    private static Scenario[] Scenarios() =>
     [
-        ("cache get 1 KiB: raw prepared SELECT", () => Step.RawCacheGetAsync()),
-        ("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
-        ("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
-        ("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
-        ("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
-        ("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
-        ("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
-        ("cache get-many 100 × 1 KiB: raw prepared = ANY($1)", () => Step.RawCacheGetManyAsync()),
-        ("cache get-many 100 × 1 KiB: PgCache", () => Step.CacheGetManyAsync(redis: false)),
-        ("cache get-many 100 × 1 KiB: Redis twin", () => Step.CacheGetManyAsync(redis: true)),
-        ("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
-        ("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
-        ("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
-        ("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
-        ("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
-        ("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
-        ("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
-        ("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
-        ("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
-        ("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
-        ("session modifying request: raw prepared PgSessions commit statement", () => Step.RawSessionCommitStatementAsync()),
-        ("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
-        ("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
-        ("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),
+        Load("cache get 1 KiB: raw prepared SELECT", () => Step.RawCacheGetAsync()),
+        Load("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
+        Load("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
+        Load("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
+        Load("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
+        Load("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
+        Load("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
+        Load("cache get-many 100 × 1 KiB: raw prepared = ANY($1)", () => Step.RawCacheGetManyAsync()),
+        Load("cache get-many 100 × 1 KiB: PgCache", () => Step.CacheGetManyAsync(redis: false)),
+        Load("cache get-many 100 × 1 KiB: Redis twin", () => Step.CacheGetManyAsync(redis: true)),
+        Load("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
+        Load("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
+        Load("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
+        Load("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
+        Load("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
+        Load("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
+        Load("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
+        Load("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
+        Load("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
+        Load("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
+        Load("session modifying request: raw prepared PgSessions commit statement", () => Step.RawSessionCommitStatementAsync()),
+        Load("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
+        Load("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
+        Load("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),
+        Batch("queue drain: raw batch SKIP LOCKED", RawDrainAsync),
+        Batch("queue drain: PgQueue", () => DrainAsync(redis: false, keepHistory: true)),
+        Batch("queue drain: PgQueue, no history", () => DrainAsync(redis: false, keepHistory: false)),
+        Batch("queue drain: Redis twin", () => DrainAsync(redis: true, keepHistory: true)),
+        Batch("queue drain: Hangfire.PostgreSql", HangfireDrainAsync),
+        Batch($"{BulkEnqueueGroup}: raw unnest INSERT", RawBulkEnqueueAsync),
+        Batch($"{BulkEnqueueGroup}: PgQueue", () => BulkEnqueueAsync(redis: false)),
+        Batch($"{BulkEnqueueGroup}: Redis twin", () => BulkEnqueueAsync(redis: true)),
+        Batch($"{BulkEnqueueGroup}: {HangfireEnqueueVariant}", HangfireEnqueueAsync),
+        Batch($"{LatencyGroup}: PgQueue", () => EnqueueToStartAsync(redis: false), medianByP50: true),
+        Batch($"{LatencyGroup}: Redis twin", () => EnqueueToStartAsync(redis: true), medianByP50: true),
     ];
 
     // The targets the module issues set, judged by the report within this run.
-    private static readonly LoadTarget[] Targets =
+    private static LoadTarget[] Targets =>
     [
         new("cache get ≥ 85 % of a raw prepared SELECT", "cache get 1 KiB", "PgCache", "raw prepared SELECT", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("cache set ≥ 85 % of a raw prepared upsert", "cache set 1 KiB", "PgCache", "raw prepared upsert", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
@@ -154,9 +203,11 @@ internal static partial class LoadRunner
         new("session modifying request at 8 callers ≥ 75 % of a raw prepared single-row UPDATE", "session modifying request", "PgSessions", "raw prepared UPDATE", [8], 0.75, TargetKind.ThroughputAtLeast),
         new("queue drain of 20,000 no-op jobs, 8 workers ≥ 50 % of a raw batch SKIP LOCKED drain", "queue drain", "PgQueue", "raw batch SKIP LOCKED", [8], 0.5, TargetKind.ThroughputAtLeast),
         new("queue drain ≥ 100 × Hangfire.PostgreSql", "queue drain", "PgQueue", "Hangfire.PostgreSql", [8], 100, TargetKind.ThroughputAtLeast),
+        new("bulk enqueue ≥ 30,000 jobs/s", BulkEnqueueGroup, "PgQueue", null, [1], 30_000, TargetKind.AbsoluteThroughputAtLeast),
+        new("enqueue→start p50 ≤ 5 ms at light load, wake-up through NOTIFY", LatencyGroup, "PgQueue", null, [DrainWorkers], 5_000, TargetKind.AbsoluteP50AtMost),
     ];
 
-    private static async Task<(double OpsPerSecond, double P50, double P95, double P99)> MeasureAsync(Step step, int callers, TimeSpan warmUp, TimeSpan duration)
+    private static async Task<Measurement> MeasureAsync(Step step, int callers, TimeSpan warmUp, TimeSpan duration)
     {
         var latencies = new List<long>[callers];
         long operations = 0;
@@ -188,9 +239,12 @@ internal static partial class LoadRunner
         await Task.WhenAll(workers);
 
         var all = latencies.SelectMany(l => l).Order().ToArray();
-        double Percentile(double p) => all.Length == 0 ? 0 : all[Math.Min(all.Length - 1, (int)(p * all.Length))] * 1_000_000.0 / Stopwatch.Frequency;
-        return (Interlocked.Read(ref operations) / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.95), Percentile(0.99));
+        return new(callers, Interlocked.Read(ref operations) / elapsed.TotalSeconds, Percentile(all, 0.50), Percentile(all, 0.95), Percentile(all, 0.99));
     }
+
+    // A percentile of sorted Stopwatch tick counts, in µs.
+    private static double Percentile(long[] sorted, double p) =>
+        sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))] * 1_000_000.0 / Stopwatch.Frequency;
 
     private static async Task PrepareAsync()
     {
@@ -200,7 +254,7 @@ internal static partial class LoadRunner
             await drop.ExecuteNonQueryAsync();
         }
 
-        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule, PgSessions.PostgresSessionBackend.SchemaModule]).ApplyAsync();
+        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule, PgSessions.PostgresSessionBackend.SchemaModule, PgQueue.PostgresJobQueueBackend.SchemaModule]).ApplyAsync();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
         var tenants = new PgTenantContext("default");
         var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };

@@ -3,8 +3,9 @@ using PgFirst.Testing;
 
 namespace PgFirst.Benchmarks.Tests;
 
-// The load runner cannot rot: every scenario runs for a second against the real servers, on its own schema and key
-// prefix, and the report is written. No figure is asserted beyond "it did work".
+// The load runner cannot rot: every scenario runs for a second (a batch scenario on a small batch: 500 jobs, 20 for
+// Hangfire) against the real servers, on its own schema and key prefix, and the report is written. No figure is asserted
+// beyond "it did work".
 public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
 {
     [Fact]
@@ -20,6 +21,7 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
             var exitCode = await LoadRunner.RunAsync(
             [
                 "load", "--seconds", "1", "--warm-up", "0.1", "--callers", "1", "--repeat", "1", "--keys", "1000",
+                "--jobs", "500", "--hangfire-jobs", "20",
                 "--schema", schema, "--redis-prefix", prefix,
                 "--postgres", postgres.ConnectionString, "--redis", redis.Configuration,
                 "--report", report, "--charts", charts,
@@ -39,7 +41,7 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
         finally
         {
             await using (var dataSource = NpgsqlDataSource.Create(postgres.ConnectionString))
-            await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; DROP SCHEMA IF EXISTS \"{schema}_hangfire\" CASCADE"))
             {
                 await drop.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
             }

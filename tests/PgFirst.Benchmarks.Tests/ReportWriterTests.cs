@@ -434,6 +434,132 @@ public partial class ReportWriterTests
         Assert.Equal(top, scale.Top, 9);
     }
 
+    // Queue groups: a drain (batches timed as a whole, so no latency), a bulk enqueue (one peer with per-call latency),
+    // and the enqueue-to-start latency.
+    private const string Drain = "queue drain";
+    private const string Bulk = "queue bulk enqueue 20,000";
+    private const string Latency = "queue enqueue→start latency, light load";
+
+    private static readonly LoadRun QueueRun = Run with
+    {
+        Results =
+        [
+            new(Drain, "raw batch SKIP LOCKED", 8, 40_000, 0, 0, 0),
+            new(Drain, "PgQueue", 8, 10_000, 0, 0, 0),
+            new(Drain, "Redis twin", 8, 20_000, 0, 0, 0),
+            new(Drain, "Hangfire.PostgreSql", 8, 80, 0, 0, 0),
+            new(Bulk, "raw unnest INSERT", 1, 40_000, 0, 0, 0),
+            new(Bulk, "PgQueue", 1, 31_250, 0, 0, 0),
+            new(Bulk, "Hangfire.PostgreSql, 1,000 one by one", 1, 500, 1_900, 3_100, 4_000),
+            new(Latency, "PgQueue", 8, 66, 1_840, 3_950, 7_020),
+            new(Latency, "Redis twin", 8, 66, 5_000.4, 9_000, 12_000),
+        ],
+    };
+
+    private static LoadTarget Absolute(string variant, string group, int callers, double threshold, TargetKind kind) =>
+        new($"{variant} {kind} {threshold}", group, variant, null, [callers], threshold, kind);
+
+    [Fact]
+    public void Evaluate_AbsoluteThroughput_ComparesTheVariantsOwnOpsPerSecond()
+    {
+        var outcome = ReportWriter.Evaluate(Absolute("PgQueue", Bulk, 1, 30_000, TargetKind.AbsoluteThroughputAtLeast), QueueRun.Results);
+
+        Assert.Equal(TargetVerdict.Met, outcome.Verdict);
+        Assert.Equal("31,250 ops/s at 1", outcome.Measured);
+    }
+
+    [Fact]
+    public void Evaluate_AbsoluteThroughputJustBelowThreshold_IsNotMetAndShowsTheDecimalThatFails()
+    {
+        var results = new[] { new LoadResult(Bulk, "PgQueue", 1, 29_999.6, 0, 0, 0) };
+
+        var outcome = ReportWriter.Evaluate(Absolute("PgQueue", Bulk, 1, 30_000, TargetKind.AbsoluteThroughputAtLeast), results);
+
+        Assert.Equal(TargetVerdict.NotMet, outcome.Verdict);
+        Assert.Equal("29,999.6 ops/s at 1", outcome.Measured);
+    }
+
+    [Fact]
+    public void Evaluate_AbsoluteP50_ShowsMillisecondsWithTheDecimalsThatDecide()
+    {
+        var met = ReportWriter.Evaluate(Absolute("PgQueue", Latency, 8, 5_000, TargetKind.AbsoluteP50AtMost), QueueRun.Results);
+        var notMet = ReportWriter.Evaluate(Absolute("Redis twin", Latency, 8, 5_000, TargetKind.AbsoluteP50AtMost), QueueRun.Results);
+
+        Assert.Equal((TargetVerdict.Met, "1.84 ms at 8"), (met.Verdict, met.Measured));
+
+        // 5,000.4 µs: "5.00" and "5.000" would read as the threshold itself.
+        Assert.Equal((TargetVerdict.NotMet, "5.0004 ms at 8"), (notMet.Verdict, notMet.Measured));
+    }
+
+    [Fact]
+    public void Evaluate_AbsoluteP50OfABatchTimedAsAWhole_IsNotMeasured()
+    {
+        var outcome = ReportWriter.Evaluate(Absolute("PgQueue", Drain, 8, 5_000, TargetKind.AbsoluteP50AtMost), QueueRun.Results);
+
+        Assert.Equal((TargetVerdict.NotMeasured, "no latency measured at 8"), (outcome.Verdict, outcome.Measured));
+    }
+
+    [Fact]
+    public void Evaluate_BaselineThatDoesNotFitTheKind_Throws()
+    {
+        var ratioWithoutBaseline = new LoadTarget("r", Drain, "PgQueue", null, [8], 0.5, TargetKind.ThroughputAtLeast);
+        var absoluteWithBaseline = new LoadTarget("a", Drain, "PgQueue", "raw batch SKIP LOCKED", [8], 1_000, TargetKind.AbsoluteThroughputAtLeast);
+
+        Assert.Throws<ArgumentException>(() => ReportWriter.Evaluate(ratioWithoutBaseline, QueueRun.Results));
+        Assert.Throws<ArgumentException>(() => ReportWriter.Evaluate(absoluteWithBaseline, QueueRun.Results));
+    }
+
+    [Fact]
+    public void Write_AbsoluteTargets_AreRowsOfTheTargetsTable()
+    {
+        LoadTarget[] targets =
+        [
+            new("queue drain ≥ 50 % of raw", Drain, "PgQueue", "raw batch SKIP LOCKED", [8], 0.5, Throughput),
+            new("bulk enqueue ≥ 30,000 jobs/s", Bulk, "PgQueue", null, [1], 30_000, TargetKind.AbsoluteThroughputAtLeast),
+            new("enqueue→start p50 ≤ 5 ms", Latency, "PgQueue", null, [8], 5_000, TargetKind.AbsoluteP50AtMost),
+        ];
+
+        var markdown = ReportWriter.Write(QueueRun, targets, ChartFolder, (_, _) => { });
+
+        Assert.Equal(["queue drain ≥ 50 % of raw", "PgQueue ÷ raw batch SKIP LOCKED (queue drain)", "0.25 at 8", "≥ 0.50", "**not met**"], TargetRow(markdown, "queue drain ≥ 50 % of raw"));
+        Assert.Equal(["bulk enqueue ≥ 30,000 jobs/s", "PgQueue ops/s (queue bulk enqueue 20,000)", "31,250 ops/s at 1", "≥ 30,000 ops/s", "met"], TargetRow(markdown, "bulk enqueue ≥ 30,000 jobs/s"));
+        Assert.Equal(["enqueue→start p50 ≤ 5 ms", "PgQueue p50 latency (queue enqueue→start latency, light load)", "1.84 ms at 8", "≤ 5 ms", "met"], TargetRow(markdown, "enqueue→start p50 ≤ 5 ms"));
+    }
+
+    [Fact]
+    public void Write_BatchTimedAsAWhole_ShowsThroughputOnlyAndNoLatencyChart()
+    {
+        var charts = new List<string>();
+
+        var markdown = ReportWriter.Write(QueueRun, [], ChartFolder, (file, _) => charts.Add(file));
+
+        var drain = Section(markdown, "### " + Drain).Split('\n');
+        Assert.Contains("| PgQueue | 10,000 ops/s<br>no latency |", drain);
+        Assert.Contains("| PostgreSQL ÷ Redis: PgQueue ÷ Redis twin | 0.50 |", drain);
+        Assert.Contains("| ours ÷ raw: PgQueue ÷ raw batch SKIP LOCKED | 0.25 |", drain);
+        Assert.Contains("| ours ÷ peer: PgQueue ÷ Hangfire.PostgreSql | 125.00 |", drain);
+        Assert.Contains("No latency chart: this scenario times each batch as a whole, not operation by operation.", drain);
+        Assert.Contains("queue-drain.svg", charts);
+        Assert.DoesNotContain("queue-drain-latency.svg", charts);
+        Assert.DoesNotContain("queue-drain-latency.svg", markdown, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Write_GroupMixingBatchesAndTimedCalls_ChartsTheLatencyOfTheTimedOnly()
+    {
+        var charts = new Dictionary<string, string>();
+
+        var markdown = ReportWriter.Write(QueueRun, [], ChartFolder, charts.Add);
+
+        var bulk = Section(markdown, "### " + Bulk);
+        var latency = XDocument.Parse(charts["queue-bulk-enqueue-20-000-latency.svg"]).Root!;
+        var texts = latency.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value).ToList();
+        Assert.Contains("Hangfire.PostgreSql, 1,000 one by one", texts);
+        Assert.DoesNotContain("PgQueue", texts);
+        Assert.Contains("Timed as a whole batch, so not in the latency chart: raw unnest INSERT, PgQueue.", bulk, StringComparison.Ordinal);
+        Assert.Contains("| Hangfire.PostgreSql, 1,000 one by one | 500 ops/s<br>1,900 / 3,100 / 4,000 µs |", bulk, StringComparison.Ordinal);
+    }
+
     [GeneratedRegex(@"!\[[^\]]*\]\((?<path>[^)]+\.svg)\)")]
     private static partial Regex ChartLink();
 }

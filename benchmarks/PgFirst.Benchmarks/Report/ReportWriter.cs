@@ -35,15 +35,19 @@ internal enum TargetVerdict
 /// <summary>A target judged against a run.</summary>
 /// <param name="Target">The target.</param>
 /// <param name="Verdict">Met, not met or not measured.</param>
-/// <param name="Measured">The ratios as the report shows them, e.g. "0.93 at 1, 0.93 at 8" or "not measured at 32".</param>
+/// <param name="Measured">
+/// The figures as the report shows them, e.g. "0.93 at 1, 0.93 at 8", "31,250 ops/s at 1", "1.84 ms at 8" or
+/// "not measured at 32".
+/// </param>
 internal sealed record TargetOutcome(LoadTarget Target, TargetVerdict Verdict, string Measured);
 
 /// <summary>Renders a <see cref="LoadRun"/> as the benchmark report (BENCHMARKS.md) and its charts.</summary>
 /// <remarks>
-/// Everything is formatted with the invariant culture, so the report is the same on every machine. Ratios are compared
-/// with thresholds unrounded; where two decimals would show a failing ratio as the threshold itself (0.849 as 0.85),
-/// the report shows as many decimals as it takes to tell. If a run holds the same group, variant and callers twice,
-/// the first is reported.
+/// Everything is formatted with the invariant culture, so the report is the same on every machine. Ratios and absolute
+/// figures are compared with thresholds unrounded; where two decimals would show a failing ratio as the threshold itself
+/// (0.849 as 0.85), the report shows as many decimals as it takes to tell. If a run holds the same group, variant and
+/// callers twice, the first is reported. A result whose p50, p95 and p99 are all 0 measured no per-operation latency (a
+/// batch scenario: a queue drain, a bulk call): the report shows its throughput only and leaves it out of latency charts.
 /// </remarks>
 internal static class ReportWriter
 {
@@ -75,10 +79,17 @@ internal static class ReportWriter
     }
 
     /// <summary>Judges one target against a run's results.</summary>
+    /// <exception cref="ArgumentException">A ratio target has no baseline, or an absolute one has one.</exception>
     public static TargetOutcome Evaluate(LoadTarget target, IReadOnlyList<LoadResult> results)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(results);
+        if (target.IsAbsolute != (target.Baseline is null))
+        {
+            throw new ArgumentException(
+                target.IsAbsolute ? $"The absolute target “{target.Description}” has a baseline." : $"The ratio target “{target.Description}” has no baseline.",
+                nameof(target));
+        }
 
         var rows = results.Where(r => r.Group == target.Group).ToList();
         if (rows.Count == 0)
@@ -86,7 +97,7 @@ internal static class ReportWriter
             return new(target, TargetVerdict.NotMeasured, "group not in this run");
         }
 
-        foreach (var variant in new[] { target.Variant, target.Baseline })
+        foreach (var variant in target.Baseline is null ? [target.Variant] : new[] { target.Variant, target.Baseline })
         {
             if (!rows.Any(r => r.Variant == variant))
             {
@@ -101,22 +112,32 @@ internal static class ReportWriter
         {
             var variant = rows.FirstOrDefault(r => r.Variant == target.Variant && r.Callers == callers);
             var baseline = rows.FirstOrDefault(r => r.Variant == target.Baseline && r.Callers == callers);
-            if (variant is null || baseline is null)
+            if (variant is null || (target.Baseline is not null && baseline is null))
             {
                 parts.Add(Format($"not measured at {callers}"));
                 continue;
             }
 
-            var ratio = target.Kind == TargetKind.ThroughputAtLeast
-                ? variant.OpsPerSecond / baseline.OpsPerSecond
-                : baseline.OpsPerSecond / variant.OpsPerSecond;
+            if (target.Kind == TargetKind.AbsoluteP50AtMost && !HasLatency(variant))
+            {
+                parts.Add(Format($"no latency measured at {callers}"));
+                continue;
+            }
+
+            var figure = target.Kind switch
+            {
+                TargetKind.ThroughputAtLeast => variant.OpsPerSecond / baseline!.OpsPerSecond,
+                TargetKind.CostAtMost => baseline!.OpsPerSecond / variant.OpsPerSecond,
+                TargetKind.AbsoluteThroughputAtLeast => variant.OpsPerSecond,
+                _ => variant.P50,
+            };
             measured++;
-            if (!Passes(target, ratio))
+            if (!Passes(target, figure))
             {
                 failed++;
             }
 
-            parts.Add(Format($"{TargetRatio(target, ratio)} at {callers}"));
+            parts.Add(Format($"{TargetFigure(target, figure)} at {callers}"));
         }
 
         var verdict = measured == 0 ? TargetVerdict.NotMeasured : failed == 0 ? TargetVerdict.Met : TargetVerdict.NotMet;
@@ -230,8 +251,9 @@ internal static class ReportWriter
             "Each target comes from its module's issue and compares two variants of one group at the concurrencies it names. " +
             "Throughput targets show variant ops/s ÷ baseline ops/s (`0.93 at 8`: 93 % of the baseline's throughput with " +
             "8 callers); cost targets show baseline ops/s ÷ variant ops/s (`1.19× at 8`: one operation costs 1.19 of the " +
-            "baseline's). A target is met only if every named concurrency that was measured passes; ratios are compared " +
-            "unrounded, and shown with more than two decimals where two would hide which side of the threshold they fall on.\n\n");
+            "baseline's). Absolute targets judge one variant's own figure: its ops/s (`31,250 ops/s at 1`) or its median " +
+            "latency (`1.84 ms at 8`). A target is met only if every named concurrency that was measured passes; figures are " +
+            "compared unrounded, and shown with more decimals where fewer would hide which side of the threshold they fall on.\n\n");
         if (targets.Count == 0)
         {
             md.Append("No targets were given.\n\n");
@@ -242,9 +264,13 @@ internal static class ReportWriter
         foreach (var target in targets)
         {
             var outcome = Evaluate(target, run.Results);
-            var compares = target.Kind == TargetKind.ThroughputAtLeast
-                ? Format($"{target.Variant} ÷ {target.Baseline} ({target.Group})")
-                : Format($"{target.Baseline} ÷ {target.Variant} ({target.Group})");
+            var compares = target.Kind switch
+            {
+                TargetKind.ThroughputAtLeast => Format($"{target.Variant} ÷ {target.Baseline} ({target.Group})"),
+                TargetKind.CostAtMost => Format($"{target.Baseline} ÷ {target.Variant} ({target.Group})"),
+                TargetKind.AbsoluteThroughputAtLeast => Format($"{target.Variant} ops/s ({target.Group})"),
+                _ => Format($"{target.Variant} p50 latency ({target.Group})"),
+            };
             var verdict = outcome.Verdict switch
             {
                 TargetVerdict.Met => "met",
@@ -270,8 +296,9 @@ internal static class ReportWriter
 
         md.Append(
             "Per scenario: a throughput chart; a table with, per variant and concurrency, operations per second and below it " +
-            "p50 / p95 / p99 latency in µs (— where not measured); the ratios of ops/s between variants (above 1: the first " +
-            "does more operations per second); and a latency chart.\n\n");
+            "p50 / p95 / p99 latency in µs (— where not measured; “no latency” for a batch timed as a whole, such as a queue " +
+            "drain, where ops/s are jobs per second and callers are workers); the ratios of ops/s between variants (above 1: " +
+            "the first does more operations per second); and a latency chart where latency was measured.\n\n");
 
         var usedFiles = new HashSet<string>(StringComparer.Ordinal);
         foreach (var group in groups)
@@ -298,9 +325,12 @@ internal static class ReportWriter
                 md.Append(Invariant, $"| {Cell(variant)} |");
                 foreach (var callers in group.Callers)
                 {
-                    md.Append(group.Find(variant, callers) is { } r
-                        ? Format($" {r.OpsPerSecond:N0} ops/s<br>{r.P50:N0} / {r.P95:N0} / {r.P99:N0} µs |")
-                        : " — |");
+                    md.Append(group.Find(variant, callers) switch
+                    {
+                        null => " — |",
+                        { } r when !HasLatency(r) => Format($" {r.OpsPerSecond:N0} ops/s<br>no latency |"),
+                        { } r => Format($" {r.OpsPerSecond:N0} ops/s<br>{r.P50:N0} / {r.P95:N0} / {r.P99:N0} µs |"),
+                    });
                 }
 
                 md.Append('\n');
@@ -310,11 +340,14 @@ internal static class ReportWriter
             WriteRatios(md, group);
 
             var latencyCallers = group.Callers.Contains(8) ? 8 : group.Callers[^1];
-            var bars = group.Variants
-                .Select(v => group.Find(v, latencyCallers))
-                .OfType<LoadResult>()
-                .Select(r => (r.Variant, r.P50, r.P95, r.P99))
-                .ToList();
+            var measuredAt = group.Variants.Select(v => group.Find(v, latencyCallers)).OfType<LoadResult>().ToList();
+            var bars = measuredAt.Where(HasLatency).Select(r => (r.Variant, r.P50, r.P95, r.P99)).ToList();
+            if (bars.Count == 0)
+            {
+                md.Append("No latency chart: this scenario times each batch as a whole, not operation by operation.\n\n");
+                continue;
+            }
+
             writeChart(latencyFile, SvgChart.Latency(group.Name, latencyCallers, bars));
             var at = Format($"{latencyCallers} {Plural(latencyCallers, "caller", "callers")}");
             md.Append(Invariant, $"![{AltText(group.Name)}: latency at {at}]({Link(chartFolder, latencyFile)})\n\n");
@@ -322,6 +355,12 @@ internal static class ReportWriter
             if (missing.Count > 0)
             {
                 md.Append(Invariant, $"Not measured at {at}, so not in the latency chart: {Text(string.Join(", ", missing))}.\n\n");
+            }
+
+            var batches = measuredAt.Where(r => !HasLatency(r)).Select(r => r.Variant).ToList();
+            if (batches.Count > 0)
+            {
+                md.Append(Invariant, $"Timed as a whole batch, so not in the latency chart: {Text(string.Join(", ", batches))}.\n\n");
             }
         }
     }
@@ -406,37 +445,50 @@ internal static class ReportWriter
         return candidate;
     }
 
-    private static bool Passes(LoadTarget target, double ratio) =>
-        target.Kind == TargetKind.ThroughputAtLeast ? ratio >= target.Threshold : ratio <= target.Threshold;
+    private static bool Passes(LoadTarget target, double figure) =>
+        target.Kind is TargetKind.ThroughputAtLeast or TargetKind.AbsoluteThroughputAtLeast ? figure >= target.Threshold : figure <= target.Threshold;
 
-    // Two decimals, unless the rounded figure would land on the other side of the threshold than the real one.
-    private static string TargetRatio(LoadTarget target, double ratio)
+    private static bool HasLatency(LoadResult result) => result.P50 > 0 || result.P95 > 0 || result.P99 > 0;
+
+    // Ratios with two decimals, ops/s whole, latency in ms with two decimals: unless the rounded figure would land on the
+    // other side of the threshold than the real one, then with as many more decimals as it takes.
+    private static string TargetFigure(LoadTarget target, double figure)
     {
-        var suffix = target.Kind == TargetKind.CostAtMost ? "×" : "";
-        if (!double.IsFinite(ratio))
+        var (scale, decimals, format, unit) = target.Kind switch
         {
-            return (double.IsNaN(ratio) ? "n/a" : "∞") + suffix;
+            TargetKind.ThroughputAtLeast => (1.0, 2, "F", ""),
+            TargetKind.CostAtMost => (1.0, 2, "F", "×"),
+            TargetKind.AbsoluteThroughputAtLeast => (1.0, 0, "N", " ops/s"),
+            _ => (1_000.0, 2, "N", " ms"),
+        };
+        if (!double.IsFinite(figure))
+        {
+            return (double.IsNaN(figure) ? "n/a" : "∞") + unit;
         }
 
-        var passes = Passes(target, ratio);
-        for (var decimals = 2; decimals < 15; decimals++)
+        var passes = Passes(target, figure);
+        for (; decimals < 15; decimals++)
         {
-            var text = Ratio(ratio, decimals);
-            if (Passes(target, double.Parse(text, Invariant)) == passes)
+            var text = (figure / scale).ToString(format + decimals.ToString(Invariant), Invariant);
+            if (Passes(target, double.Parse(text, NumberStyles.Number, Invariant) * scale) == passes)
             {
-                return text + suffix;
+                return text + unit;
             }
         }
 
-        return ratio.ToString("R", Invariant) + suffix;
+        return (figure / scale).ToString("R", Invariant) + unit;
     }
 
     private static string Ratio(double ratio, int decimals) =>
         double.IsFinite(ratio) ? ratio.ToString("F" + decimals.ToString(Invariant), Invariant) : double.IsNaN(ratio) ? "n/a" : "∞";
 
-    private static string Threshold(LoadTarget target) => target.Kind == TargetKind.ThroughputAtLeast
-        ? "≥ " + target.Threshold.ToString("0.00##", Invariant)
-        : "≤ " + target.Threshold.ToString("0.00##", Invariant) + "×";
+    private static string Threshold(LoadTarget target) => target.Kind switch
+    {
+        TargetKind.ThroughputAtLeast => "≥ " + target.Threshold.ToString("0.00##", Invariant),
+        TargetKind.CostAtMost => "≤ " + target.Threshold.ToString("0.00##", Invariant) + "×",
+        TargetKind.AbsoluteThroughputAtLeast => "≥ " + target.Threshold.ToString("#,0.##", Invariant) + " ops/s",
+        _ => "≤ " + (target.Threshold / 1_000).ToString("#,0.###", Invariant) + " ms",
+    };
 
     private static string Duration(TimeSpan duration) => duration switch
     {
