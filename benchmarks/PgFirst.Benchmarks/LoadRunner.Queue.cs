@@ -88,9 +88,9 @@ internal static partial class LoadRunner
         await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
         using var host = QueueHost(redis, prefix, dataSource, o =>
         {
-            if (!keepHistory)
+            if (keepHistory)
             {
-                o.SucceededRetention = TimeSpan.Zero;
+                o.SucceededRetention = TimeSpan.FromHours(1);
             }
         }, queue => queue.AddHandler<NoOpJob, NoOpJobHandler>());
         var counter = host.Services.GetRequiredService<JobCounter>();

@@ -68,8 +68,13 @@ public sealed class PgQueueOptions
     /// <summary>Gets or sets how long shutdown waits for running handlers before cancelling them. <value>The default is 15 seconds.</value></summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Gets or sets how long succeeded jobs are kept (zero: deleted when they finish). <value>The default is 1 hour.</value></summary>
-    public TimeSpan SucceededRetention { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>
+    /// Gets or sets how long succeeded jobs are kept in <c>job_finished</c> for inspection. Zero deletes a job in the
+    /// statement that acknowledges it, which is the cheapest path: keeping a history costs a row insert per job (about
+    /// 30 % of drain throughput in the benchmark). Metrics and traces record succeeded jobs either way.
+    /// <value>The default is zero (not kept).</value>
+    /// </summary>
+    public TimeSpan SucceededRetention { get; set; }
 
     /// <summary>Gets or sets how long cancelled jobs are kept. <value>The default is 7 days.</value></summary>
     public TimeSpan CancelledRetention { get; set; } = TimeSpan.FromDays(7);

@@ -37,6 +37,9 @@ public static class QueueTestHost
             o.LeaseDuration = TimeSpan.FromSeconds(5);
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);
             o.ShutdownGracePeriod = TimeSpan.FromSeconds(5);
+
+            // The tests read finished jobs back; apps keep none by default.
+            o.SucceededRetention = TimeSpan.FromHours(1);
             o.Retry = new JobRetryPolicy { BaseDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(200), Jitter = 0 };
             configure?.Invoke(o);
         });

@@ -32,6 +32,7 @@ var queue = builder.Services.AddPgQueue(o =>
     o.PollInterval = TimeSpan.FromMilliseconds(200);
     o.Retry = new JobRetryPolicy { BaseDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(1) };
     o.ShutdownGracePeriod = TimeSpan.FromSeconds(2);
+    o.SucceededRetention = TimeSpan.FromHours(1); // the tests check every job ended in job_finished as succeeded
     o.WorkerName = CrashJob.WorkerName(Environment.ProcessId);
 });
 if (settings.Transactional)
