@@ -3,6 +3,8 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 using PgFirst.Core;
+using PgQueue;
+using WebApp;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -29,10 +31,14 @@ var pgFirstOptions = builder.Configuration.GetSection("PgFirst").Get<PgFirstOpti
 builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
 builder.Services.AddPgRateLimiting();
 builder.Services.AddPgSessions(builder.Configuration.GetSection("PgSessions"));
+builder.Services.AddSingleton(sp => new DemoOrders(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<PgFirstOptions>>().Value.SchemaName));
+builder.Services.AddPgQueue(builder.Configuration.GetSection("PgQueue"))
+    .AddHandler<SendOrderConfirmation, SendOrderConfirmationHandler>()
+    .AddHandler<RenderInvoice, RenderInvoiceHandler>(o => o.Queue = "invoices");
 
 // The Data Protection key ring (it protects the session cookie) lives in PostgreSQL, so every instance reads every cookie.
 builder.Services.AddDataProtection().PersistKeysToPgFirst();
-var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]);
+var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]).AddPgQueue(tags: ["ready"]);
 if (pgFirstOptions.UsesRedis)
 {
     var redis = builder.Configuration.GetConnectionString("Redis");
@@ -58,6 +64,53 @@ app.MapGet("/session/visits", async (HttpContext context) =>
     context.Session.SetInt32("visits", visits);
     return Results.Json(new { sessionId = context.Session.Id, visits });
 });
+
+// Placing an order: the order row and its follow-up jobs commit together or not at all (PostgreSQL queue), or the
+// jobs go to Redis after the order commits (Redis queue: no shared transaction).
+app.MapPost("/orders", async (NpgsqlDataSource dataSource, DemoOrders orders, IJobQueue queue, IJobQueueBackend store, string sku, int quantity = 1) =>
+{
+    if (string.IsNullOrWhiteSpace(sku) || sku.Length > 64 || quantity is < 1 or > 100)
+    {
+        return Results.BadRequest(new { error = "sku must be 1 to 64 characters and quantity 1 to 100." });
+    }
+
+    await orders.EnsureCreatedAsync(dataSource);
+    await using var connection = await dataSource.OpenConnectionAsync();
+    await using var transaction = await connection.BeginTransactionAsync();
+    await using var insert = new NpgsqlCommand($"INSERT INTO {orders.Table} (sku, quantity) VALUES ($1, $2) RETURNING id", connection, transaction);
+    insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = sku });
+    insert.Parameters.Add(new NpgsqlParameter<int> { TypedValue = quantity });
+    var orderId = (long)(await insert.ExecuteScalarAsync())!;
+    var transactional = store is PostgresJobQueueBackend;
+    if (transactional)
+    {
+        await queue.EnqueueAsync(transaction, new SendOrderConfirmation(orderId));
+        await queue.EnqueueAsync(transaction, new RenderInvoice(orderId));
+    }
+
+    await transaction.CommitAsync();
+    if (!transactional)
+    {
+        await queue.EnqueueAsync(new SendOrderConfirmation(orderId));
+        await queue.EnqueueAsync(new RenderInvoice(orderId));
+    }
+
+    return Results.Json(new { orderId, transactional });
+});
+
+app.MapGet("/orders/{id:long}", async (NpgsqlDataSource dataSource, DemoOrders orders, long id) =>
+{
+    await orders.EnsureCreatedAsync(dataSource);
+    await using var command = dataSource.CreateCommand($"SELECT sku, quantity, confirmed_at IS NOT NULL, invoiced_at IS NOT NULL FROM {orders.Table} WHERE id = $1");
+    command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = id });
+    await using var reader = await command.ExecuteReaderAsync();
+    return await reader.ReadAsync()
+        ? Results.Json(new { id, sku = reader.GetString(0), quantity = reader.GetInt32(1), confirmed = reader.GetBoolean(2), invoiced = reader.GetBoolean(3) })
+        : Results.NotFound();
+});
+
+app.MapGet("/jobs/stats", async (JobQueueManager manager) =>
+    Results.Json(await manager.GetStatsAsync(["default", "invoices"])));
 
 app.MapGet("/", (Microsoft.Extensions.Options.IOptions<PgFirstOptions> options) =>
 {

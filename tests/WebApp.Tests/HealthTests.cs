@@ -104,4 +104,37 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
 
         Assert.Contains($"Could not connect to PostgreSQL at 127.0.0.1:{DownPort}", error.ToString(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task PlacingAnOrder_RunsItsFollowUpJobs_OnEitherQueueBackend(string? backend)
+    {
+        await using var app = CreateApp(backend);
+        using var client = app.CreateClient();
+
+        var placed = await client.PostAsync("/orders?sku=tea&quantity=2", null, CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, placed.StatusCode);
+        var order = JsonDocument.Parse(await placed.Content.ReadAsStringAsync(CancellationToken)).RootElement;
+        Assert.Equal(backend is null, order.GetProperty("transactional").GetBoolean());
+        var id = order.GetProperty("orderId").GetInt64();
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        JsonElement body;
+        do
+        {
+            await Task.Delay(50, CancellationToken);
+            (_, body) = await GetJsonAsync(client, $"/orders/{id}");
+        }
+        while (!(body.GetProperty("confirmed").GetBoolean() && body.GetProperty("invoiced").GetBoolean()) && DateTime.UtcNow < deadline);
+
+        Assert.True(body.GetProperty("confirmed").GetBoolean(), "the confirmation job ran");
+        Assert.True(body.GetProperty("invoiced").GetBoolean(), "the invoice job ran");
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.PostAsync("/orders?sku=&quantity=0", null, CancellationToken)).StatusCode);
+        var (status, stats) = await GetJsonAsync(client, "/jobs/stats");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(2, stats.GetArrayLength());
+        var (_, health) = await GetJsonAsync(client, "/health/ready");
+        Assert.Equal("Healthy", health.GetProperty("checks").GetProperty("pgqueue").GetProperty("status").GetString());
+    }
 }
