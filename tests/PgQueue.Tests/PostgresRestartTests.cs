@@ -29,7 +29,7 @@ public sealed class PostgresRestartTests : IAsyncLifetime
     private readonly string _schemaName = PostgresServer.NewSchemaName();
     private PrivatePostgres? _postgres;
     private NpgsqlDataSource? _dataSource;
-    private WorkerProcess? _worker;
+    private CrashWorkerProcess? _worker;
 
     private static CancellationToken CancellationToken => TestContext.Current.CancellationToken;
 
@@ -81,7 +81,7 @@ public sealed class PostgresRestartTests : IAsyncLifetime
     public async Task CompleteAsync_ServerCrashedAndRestartedMidRun_SameWorkerFinishesEveryJobWithItsEffectExactlyOnce()
     {
         await EnqueueAsync();
-        var worker = _worker = WorkerProcess.Start(Postgres.ConnectionString, _schemaName, LeaseDuration);
+        var worker = _worker = CrashWorkerProcess.Start("restart", Postgres.ConnectionString, _schemaName, "transactional", LeaseDuration);
         await WaitUntilAsync(
             $"the worker to commit {EffectsBeforeCrash} effects",
             async () => await CountAsync($"SELECT count(*) FROM {Schema}.crash_effect") >= EffectsBeforeCrash);
@@ -260,112 +260,5 @@ public sealed class PostgresRestartTests : IAsyncLifetime
     {
         public override string ToString() =>
             $"job {Id}: state {State}, attempt {Attempt}, finished at {FinishedAt:HH:mm:ss.fff}, {Effects} effects, errors [{string.Join(", ", ErrorTypes)}]";
-    }
-
-    // One `dotnet PgQueue.CrashWorker.dll` process in transactional mode (exactly-once effects), its output captured;
-    // killed, if still running, on dispose. The launch matches CrashSafetyTests' worker.
-    private sealed class WorkerProcess : IDisposable
-    {
-        private const int KeptLines = 20_000;
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _output = new();
-
-        private WorkerProcess(Process process) => _process = process;
-
-        public int Id => _process.Id;
-
-        public bool HasExited => _process.HasExited;
-
-        public int ExitCode => _process.ExitCode;
-
-        public string Output => string.Join('\n', _output);
-
-        public static WorkerProcess Start(string connectionString, string schema, TimeSpan leaseDuration)
-        {
-            var path = Path.Combine(AppContext.BaseDirectory, "crash-worker", "PgQueue.CrashWorker.dll");
-            if (!File.Exists(path))
-            {
-                throw new InvalidOperationException($"{path} is missing: PgQueue.Tests.csproj copies tests/PgQueue.CrashWorker's output there on build; rebuild the test project.");
-            }
-
-            var start = new ProcessStartInfo(DotnetHost())
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = Path.GetDirectoryName(path),
-            };
-            start.ArgumentList.Add(path);
-            start.Environment["CrashWorker__ConnectionString"] = connectionString;
-            start.Environment["CrashWorker__Schema"] = schema;
-            start.Environment["CrashWorker__Mode"] = "transactional";
-            start.Environment["CrashWorker__LeaseDuration"] = leaseDuration.ToString("c", CultureInfo.InvariantCulture);
-
-            // The worker stops when this process goes away and its standard input closes, so it never lingers.
-            start.Environment["CrashWorker__StopWhenInputEnds"] = "true";
-            var process = new Process { StartInfo = start };
-            var worker = new WorkerProcess(process);
-            process.OutputDataReceived += (_, e) => worker.Append(e.Data);
-            process.ErrorDataReceived += (_, e) => worker.Append(e.Data);
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return worker;
-        }
-
-        public string Describe(int lines)
-        {
-            var state = HasExited ? $"exited with code {ExitCode}" : "running";
-            return $"--- worker (pid {Id}, {state}), last {lines} lines:\n" + string.Join('\n', _output.TakeLast(lines));
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _process.Kill(entireProcessTree: true);
-                    _process.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-            catch (InvalidOperationException)
-            {
-                // It exited in between.
-            }
-            finally
-            {
-                _process.Dispose();
-            }
-        }
-
-        // The host that runs these tests: DOTNET_HOST_PATH when the SDK set it, else the installation this runtime
-        // came from (<root>/shared/Microsoft.NETCore.App/<version>/), else whatever `dotnet` is on the PATH.
-        private static string DotnetHost()
-        {
-            if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } hostPath && File.Exists(hostPath))
-            {
-                return hostPath;
-            }
-
-            var runtime = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
-            var host = Path.GetFullPath(Path.Combine(runtime, "..", "..", "..", OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet"));
-            return File.Exists(host) ? host : "dotnet";
-        }
-
-        private void Append(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-
-            _output.Enqueue(line);
-            while (_output.Count > KeptLines)
-            {
-                _output.TryDequeue(out _);
-            }
-        }
     }
 }
