@@ -203,8 +203,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
             {
                 var command = new NpgsqlCommand(PgQueueSql.Notify, connection, transaction);
                 await using var commandScope = command.ConfigureAwait(false);
-                command.Parameters.Add(Text(_sql.Channel));
-                command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. notify], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                AddNotifyParameters(command.Parameters, [.. notify]);
                 await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
         }
@@ -475,7 +474,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
         connection.Notification += handler;
         try
         {
-            var listen = new NpgsqlCommand("LISTEN " + PgQuote(_sql.Channel), connection);
+            var listen = new NpgsqlCommand(_sql.Listen, connection);
             await using (listen.ConfigureAwait(false))
             {
                 await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -675,8 +674,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 var notify = new NpgsqlCommand(PgQueueSql.Notify, connection, transaction);
                 await using (notify.ConfigureAwait(false))
                 {
-                    notify.Parameters.Add(Text(_sql.Channel));
-                    notify.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. queues], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                    AddNotifyParameters(notify.Parameters, [.. queues]);
                     await notify.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
@@ -727,9 +725,14 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     private NpgsqlBatchCommand NotifyCommand(string[] queues)
     {
         var command = new NpgsqlBatchCommand(PgQueueSql.Notify);
-        command.Parameters.Add(Text(_sql.Channel));
-        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        AddNotifyParameters(command.Parameters, queues);
         return command;
+    }
+
+    private void AddNotifyParameters(NpgsqlParameterCollection parameters, string[] queues)
+    {
+        parameters.Add(Text(_sql.Channel));
+        parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
     }
 
     private async ValueTask<IReadOnlyList<JobInfo>> QueryJobsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken) =>
@@ -827,8 +830,6 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
         parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
         parameters.Add(new NpgsqlParameter<long[]> { TypedValue = leases, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
     }
-
-    private static string PgQuote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     private PgFirstSchemaException? Translate(PostgresException ex) => PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
 

@@ -10,6 +10,8 @@ internal sealed class PgQueueSql(string schemaName)
     // The channel is the schema's name: one LISTEN per process covers every queue (the payload names the queue).
     public string Channel { get; } = schemaName;
 
+    public string Listen => $"LISTEN {_schema}";
+
     public string Enqueue => $"""
         INSERT INTO {_schema}.job (queue, priority, state, run_at, max_attempts, kind, payload, unique_key, enqueued_at, trace_parent)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)

@@ -276,8 +276,8 @@ internal sealed partial class QueueRunner : IAsyncDisposable
     {
         if (!_held.TryGetValue(job.Id, out var held) || held.Lost || held.Token != job.Token)
         {
-            Interlocked.Decrement(ref _outstanding);
-            Signal();
+            // A stale copy: the entry, if any, belongs to a newer claim and is not this copy's to release.
+            Done(job, keepHeld: true);
             return;
         }
 
