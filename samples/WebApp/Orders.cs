@@ -7,83 +7,80 @@ public sealed record SendOrderConfirmation(long OrderId);
 
 public sealed record RenderInvoice(long OrderId);
 
-// The handlers record their outcome on the order, and complete their job in the same transaction on PostgreSQL, so a
-// confirmation is recorded exactly once even if a worker dies mid-job.
-public sealed class SendOrderConfirmationHandler(NpgsqlDataSource dataSource, DemoOrders orders) : IJobHandler<SendOrderConfirmation>
+// The "load" button's jobs. One in every FlakyEvery fails its first try and, allowed a single attempt, goes straight to
+// the dead jobs, where the dashboard's requeue button runs it again (and it succeeds, as a retried call would).
+public sealed record LoadJob(int Number, bool Flaky);
+
+public sealed class SendOrderConfirmationHandler(DemoShop shop) : IJobHandler<SendOrderConfirmation>
 {
     public Task HandleAsync(SendOrderConfirmation payload, JobContext context, CancellationToken cancellationToken) =>
-        orders.MarkAsync(dataSource, "confirmed_at", payload.OrderId, context, cancellationToken);
+        shop.MarkAsync("confirmed_at", payload.OrderId, context, cancellationToken);
 }
 
-public sealed class RenderInvoiceHandler(NpgsqlDataSource dataSource, DemoOrders orders) : IJobHandler<RenderInvoice>
+public sealed class RenderInvoiceHandler(DemoShop shop) : IJobHandler<RenderInvoice>
 {
     public Task HandleAsync(RenderInvoice payload, JobContext context, CancellationToken cancellationToken) =>
-        orders.MarkAsync(dataSource, "invoiced_at", payload.OrderId, context, cancellationToken);
+        shop.MarkAsync("invoiced_at", payload.OrderId, context, cancellationToken);
 }
 
-// The demo's own data: orders, in the PgFirst schema so that each test run keeps to its own. Created on first use,
-// so the app starts (and reports unhealthy) while the database is down.
-public sealed class DemoOrders(string schemaName) : IDisposable
+public sealed class LoadJobHandler(DemoSettings settings) : IJobHandler<LoadJob>
 {
-    private readonly SemaphoreSlim _create = new(1, 1);
-    private volatile bool _created;
-
-    public string Table { get; } = $"\"{schemaName}\".demo_order";
-
-    public async Task EnsureCreatedAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken = default)
+    public async Task HandleAsync(LoadJob payload, JobContext context, CancellationToken cancellationToken)
     {
-        if (_created)
+        if (payload.Flaky && context.Errors.Count == 0)
         {
-            return;
+            throw new InvalidOperationException($"Load job {payload.Number}: the warehouse API refused the first try (simulated).");
         }
 
-        await _create.WaitAsync(cancellationToken);
-        try
-        {
-            if (!_created)
-            {
-                await using var create = dataSource.CreateCommand(CreateSql);
-                await create.ExecuteNonQueryAsync(cancellationToken);
-                _created = true;
-            }
-        }
-        finally
-        {
-            _create.Release();
-        }
+        await Task.Delay(settings.LoadJobWork, cancellationToken);
     }
+}
 
-    public void Dispose() => _create.Dispose();
+public sealed class OrderService(NpgsqlDataSource dataSource, DemoShop shop, Catalog catalog, IJobQueue queue, IJobQueueBackend store)
+{
+    public const int MaxLines = 20;
+    public const int MaxQuantity = 99;
 
-    private string CreateSql => $"""
-        CREATE SCHEMA IF NOT EXISTS "{schemaName}";
-        CREATE TABLE IF NOT EXISTS {Table} (
-            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            sku          text NOT NULL,
-            quantity     integer NOT NULL,
-            placed_at    timestamptz NOT NULL DEFAULT now(),
-            confirmed_at timestamptz,
-            invoiced_at  timestamptz
-        );
-        """;
-
-    public async Task MarkAsync(NpgsqlDataSource dataSource, string column, long orderId, JobContext context, CancellationToken cancellationToken)
+    // Validates the lines against the catalog (prices come from it, never from the client), then inserts the order
+    // and enqueues its confirmation and invoice jobs in one transaction on PostgreSQL: both or neither. On Redis the
+    // jobs are enqueued after the commit (no shared transaction; a crash in between loses them).
+    public async Task<(long OrderId, bool Transactional)> PlaceAsync(string userId, IReadOnlyList<CartLine> cart, CancellationToken cancellationToken)
     {
-        await EnsureCreatedAsync(dataSource, cancellationToken);
+        if (cart.Count is 0 or > MaxLines)
+        {
+            throw new ArgumentException($"An order has 1 to {MaxLines} lines.", nameof(cart));
+        }
+
+        var lines = new List<OrderLine>(cart.Count);
+        foreach (var line in cart)
+        {
+            if (line.Quantity is < 1 or > MaxQuantity)
+            {
+                throw new ArgumentException($"Quantities are 1 to {MaxQuantity}.", nameof(cart));
+            }
+
+            var product = await catalog.GetProductAsync(line.ProductId, cancellationToken);
+            lines.Add(new OrderLine(product.Id, product.Name, line.Quantity, product.PriceCents));
+        }
+
+        await shop.EnsureCreatedAsync(cancellationToken);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var update = new NpgsqlCommand($"UPDATE {Table} SET {column} = now() WHERE id = $1", connection, transaction);
-        update.Parameters.Add(new NpgsqlParameter<long> { TypedValue = orderId });
-        await update.ExecuteNonQueryAsync(cancellationToken);
-        try
+        var orderId = await shop.InsertOrderAsync(transaction, userId, lines, cancellationToken);
+        var transactional = store is PostgresJobQueueBackend;
+        if (transactional)
         {
-            await context.CompleteAsync(transaction, cancellationToken);
-        }
-        catch (NotSupportedException)
-        {
-            // The queue runs on Redis: the job completes when the handler returns (at least once).
+            await queue.EnqueueAsync(transaction, new SendOrderConfirmation(orderId), cancellationToken: cancellationToken);
+            await queue.EnqueueAsync(transaction, new RenderInvoice(orderId), cancellationToken: cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
+        if (!transactional)
+        {
+            await queue.EnqueueAsync(new SendOrderConfirmation(orderId), cancellationToken: cancellationToken);
+            await queue.EnqueueAsync(new RenderInvoice(orderId), cancellationToken: cancellationToken);
+        }
+
+        return (orderId, transactional);
     }
 }

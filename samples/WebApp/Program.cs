@@ -1,9 +1,12 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Npgsql;
+using Microsoft.Extensions.Options;
 using PgFirst.Core;
 using PgQueue;
+using PgRateLimit;
+using PgSessions;
 using WebApp;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -23,26 +26,57 @@ if (string.IsNullOrWhiteSpace(postgres))
     postgres = "Host=unused"; // --print-schema renders SQL and never connects.
 }
 
+var settings = builder.Configuration.GetSection("Demo").Get<DemoSettings>() ?? new DemoSettings();
+settings.Validate();
+builder.Services.AddSingleton(settings);
 builder.Services.AddNpgsqlDataSource(postgres);
 
 // Backend per module comes from configuration: PgFirst__Backend=Redis, or PgFirst__CacheBackend=Redis, ...
 var pgFirst = builder.Services.AddPgFirst(builder.Configuration.GetSection("PgFirst"));
 var pgFirstOptions = builder.Configuration.GetSection("PgFirst").Get<PgFirstOptions>() ?? new PgFirstOptions();
 builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
-builder.Services.AddPgRateLimiting();
 builder.Services.AddPgSessions(builder.Configuration.GetSection("PgSessions"));
-builder.Services.AddSingleton(sp => new DemoOrders(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<PgFirstOptions>>().Value.SchemaName));
+builder.Services.AddPgRateLimiting();
+builder.Services.AddRateLimiter(o =>
+{
+    o.UsePgRejectionResponse(); // 429 with Retry-After and the RateLimit / RateLimit-Policy headers
+    o.AddPgFixedWindowLimiter("api", p =>
+    {
+        p.PermitLimit = settings.ApiPermitLimit;
+        p.Window = settings.ApiWindow;
+        p.PartitionKey = PgRateLimitPartition.ByUserOrIp;
+    });
+    o.AddPgFixedWindowLimiter("signin", p =>
+    {
+        p.PermitLimit = settings.SignInPermitLimit;
+        p.Window = settings.SignInWindow;
+        p.PartitionKey = PgRateLimitPartition.ByIp;
+    });
+});
 builder.Services.AddPgQueue(builder.Configuration.GetSection("PgQueue"))
     .AddHandler<SendOrderConfirmation, SendOrderConfirmationHandler>()
-    .AddHandler<RenderInvoice, RenderInvoiceHandler>(o => o.Queue = "invoices");
+    .AddHandler<RenderInvoice, RenderInvoiceHandler>(o => o.Queue = "invoices")
+    .AddHandler<LoadJob, LoadJobHandler>(o => { o.Queue = "load"; o.MaxAttempts = 1; });
+builder.Services.AddSingleton(sp => new DemoShop(sp.GetRequiredService<IOptions<PgFirstOptions>>().Value.SchemaName, sp.GetRequiredService<Npgsql.NpgsqlDataSource>()));
+builder.Services.AddHostedService<DemoShopStartup>();
+builder.Services.AddSingleton<Catalog>();
+builder.Services.AddSingleton<OrderService>();
+builder.Services.AddSingleton<DashboardMetrics>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<DashboardMetrics>());
+builder.Services.AddAntiforgery();
 
-// The Data Protection key ring (it protects the session cookie) lives in PostgreSQL, so every instance reads every cookie.
+// The Data Protection key ring (it protects the session and antiforgery cookies) lives in PostgreSQL, so every instance
+// reads every cookie.
 builder.Services.AddDataProtection().PersistKeysToPgFirst();
 var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]).AddPgQueue(tags: ["ready"]);
 if (pgFirstOptions.UsesRedis)
 {
     var redis = builder.Configuration.GetConnectionString("Redis");
-    pgFirst.AddRedis(o => o.Configuration = redis);
+    pgFirst.AddRedis(o =>
+    {
+        o.Configuration = redis;
+        o.KeyPrefix = builder.Configuration["PgFirst:Redis:KeyPrefix"] is { Length: > 0 } prefix ? prefix : o.KeyPrefix;
+    });
     health.AddPgFirstRedis(tags: ["ready"]);
 }
 
@@ -55,86 +89,285 @@ if (printSchema)
     return;
 }
 
+string[] queues = ["default", "invoices", "load"];
+
+app.UseStaticFiles();
 app.UseSession();
+app.Use((context, next) => DemoUsers.LoadUserAsync(context, next));
+app.UseRateLimiter();
+app.UseAntiforgery();
 
-app.MapGet("/session/visits", async (HttpContext context) =>
+static string LocalUrl(string? url) =>
+    url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal) ? url : "/";
+
+static IResult SeeOther(string url) => Results.Redirect(url, permanent: false, preserveMethod: false);
+
+static IResult SignInFirst(HttpContext context) =>
+    SeeOther("/signin?returnUrl=" + Uri.EscapeDataString(context.Request.Path + context.Request.QueryString));
+
+// ---- Pages ----
+
+app.MapGet("/", async (HttpContext context, Catalog catalog, IOptions<PgFirstOptions> options) =>
+    Pages.Catalog(context, await catalog.ListProductsAsync(context.RequestAborted), options.Value));
+
+app.MapGet("/products/{id:int}", async (HttpContext context, Catalog catalog, int id) =>
 {
-    await context.Session.LoadAsync();
-    var visits = (context.Session.GetInt32("visits") ?? 0) + 1;
-    context.Session.SetInt32("visits", visits);
-    return Results.Json(new { sessionId = context.Session.Id, visits });
+    try
+    {
+        return Pages.Product(context, await catalog.GetProductAsync(id, context.RequestAborted));
+    }
+    catch (ProductNotFoundException)
+    {
+        return Pages.Page(context, "Not found", "<h1>No such product</h1>", StatusCodes.Status404NotFound);
+    }
 });
 
-// Placing an order: the order row and its follow-up jobs commit together or not at all (PostgreSQL queue), or the
-// jobs go to Redis after the order commits (Redis queue: no shared transaction).
-app.MapPost("/orders", async (NpgsqlDataSource dataSource, DemoOrders orders, IJobQueue queue, IJobQueueBackend store, string sku, int quantity = 1) =>
+app.MapPost("/products/{id:int}/edit", async (HttpContext context, Catalog catalog, int id, [FromForm] string? name, [FromForm] int? priceCents) =>
 {
-    if (string.IsNullOrWhiteSpace(sku) || sku.Length > 64 || quantity is < 1 or > 100)
+    if (context.CurrentUser() is null)
     {
-        return Results.BadRequest(new { error = "sku must be 1 to 64 characters and quantity 1 to 100." });
+        return SignInFirst(context);
     }
 
-    await orders.EnsureCreatedAsync(dataSource);
-    await using var connection = await dataSource.OpenConnectionAsync();
-    await using var transaction = await connection.BeginTransactionAsync();
-    await using var insert = new NpgsqlCommand($"INSERT INTO {orders.Table} (sku, quantity) VALUES ($1, $2) RETURNING id", connection, transaction);
-    insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = sku });
-    insert.Parameters.Add(new NpgsqlParameter<int> { TypedValue = quantity });
-    var orderId = (long)(await insert.ExecuteScalarAsync())!;
-    var transactional = store is PostgresJobQueueBackend;
-    if (transactional)
+    name = name?.Trim();
+    if (string.IsNullOrEmpty(name) || name.Length > 100 || priceCents is not (> 0 and <= 10_000_000))
     {
-        await queue.EnqueueAsync(transaction, new SendOrderConfirmation(orderId));
-        await queue.EnqueueAsync(transaction, new RenderInvoice(orderId));
+        return Pages.Page(context, "Invalid product", "<h1>Invalid product</h1><p class=\"error\" id=\"error\">A name is 1 to 100 characters and a price 1 to 10000000 cents.</p>", StatusCodes.Status400BadRequest);
     }
 
-    await transaction.CommitAsync();
-    if (!transactional)
+    if (!await catalog.UpdateProductAsync(id, name, priceCents.Value, context.RequestAborted))
     {
-        await queue.EnqueueAsync(new SendOrderConfirmation(orderId));
-        await queue.EnqueueAsync(new RenderInvoice(orderId));
+        return Pages.Page(context, "Not found", "<h1>No such product</h1>", StatusCodes.Status404NotFound);
     }
 
-    return Results.Json(new { orderId, transactional });
+    return Pages.Product(context, await catalog.GetProductAsync(id, context.RequestAborted), "Saved. Its cache entries were removed by the tag product:" + id + ".");
 });
 
-app.MapGet("/orders/{id:long}", async (NpgsqlDataSource dataSource, DemoOrders orders, long id) =>
+app.MapGet("/cart", async (HttpContext context, Catalog catalog) => Pages.Cart(context, await CartLinesAsync(context, catalog)));
+
+app.MapPost("/cart/items", async (HttpContext context, Catalog catalog, [FromForm] int productId, [FromForm] int quantity) =>
 {
-    await orders.EnsureCreatedAsync(dataSource);
-    await using var command = dataSource.CreateCommand($"SELECT sku, quantity, confirmed_at IS NOT NULL, invoiced_at IS NOT NULL FROM {orders.Table} WHERE id = $1");
-    command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = id });
-    await using var reader = await command.ExecuteReaderAsync();
-    return await reader.ReadAsync()
-        ? Results.Json(new { id, sku = reader.GetString(0), quantity = reader.GetInt32(1), confirmed = reader.GetBoolean(2), invoiced = reader.GetBoolean(3) })
-        : Results.NotFound();
+    if (quantity is < 1 or > OrderService.MaxQuantity)
+    {
+        return Pages.Cart(context, await CartLinesAsync(context, catalog), $"Quantities are 1 to {OrderService.MaxQuantity}.", StatusCodes.Status400BadRequest);
+    }
+
+    try
+    {
+        await catalog.GetProductAsync(productId, context.RequestAborted);
+        Cart.Add(context.Session, productId, quantity);
+    }
+    catch (ProductNotFoundException)
+    {
+        return Pages.Cart(context, await CartLinesAsync(context, catalog), "That product does not exist.", StatusCodes.Status404NotFound);
+    }
+    catch (ArgumentException error)
+    {
+        return Pages.Cart(context, await CartLinesAsync(context, catalog), error.Message, StatusCodes.Status400BadRequest);
+    }
+
+    return SeeOther("/cart");
 });
 
-app.MapGet("/jobs/stats", async (JobQueueManager manager) =>
-    Results.Json(await manager.GetStatsAsync(["default", "invoices"])));
-
-app.MapGet("/", (Microsoft.Extensions.Options.IOptions<PgFirstOptions> options) =>
+app.MapPost("/cart/clear", (HttpContext context) =>
 {
+    Cart.Save(context.Session, []);
+    return SeeOther("/cart");
+});
+
+app.MapPost("/cart/checkout", async (HttpContext context, Catalog catalog, OrderService orders) =>
+{
+    if (context.CurrentUser() is not { } user)
+    {
+        return SignInFirst(context);
+    }
+
+    try
+    {
+        var (orderId, _) = await orders.PlaceAsync(user, Cart.Get(context.Session), context.RequestAborted);
+        Cart.Save(context.Session, []);
+        return SeeOther("/orders/" + orderId);
+    }
+    catch (Exception error) when (error is ArgumentException or ProductNotFoundException)
+    {
+        return Pages.Cart(context, await CartLinesAsync(context, catalog), error.Message, StatusCodes.Status400BadRequest);
+    }
+});
+
+app.MapGet("/orders/{id:long}", async (HttpContext context, DemoShop shop, long id) =>
+    context.CurrentUser() is not { } user ? SignInFirst(context)
+    : await shop.GetOrderAsync(id, context.RequestAborted) is { } order && order.UserId == user ? Pages.Order(context, order)
+    : Pages.Page(context, "Not found", "<h1>No such order</h1>", StatusCodes.Status404NotFound));
+
+app.MapGet("/signin", (HttpContext context, string? returnUrl) => Pages.SignIn(context, LocalUrl(returnUrl)));
+
+app.MapPost("/signin", async (HttpContext context, [FromForm] string? user, [FromForm] string? password, [FromForm] string? returnUrl) =>
+{
+    if (!DemoUsers.TryValidate(user, password))
+    {
+        return Pages.SignIn(context, LocalUrl(returnUrl), "Unknown user or wrong password.", StatusCodes.Status401Unauthorized);
+    }
+
+    // A new session key on sign-in (the data, the cart among it, is kept) defeats session fixation; binding the user
+    // lists the session under them and lets them revoke it.
+    await context.Session.RegenerateIdAsync(context.RequestAborted);
+    await context.Session.BindUserAsync(user, context.RequestAborted);
+    return SeeOther(LocalUrl(returnUrl));
+}).RequireRateLimiting("signin");
+
+app.MapPost("/signout", async (HttpContext context) =>
+{
+    context.Session.Clear();
+    await context.Session.BindUserAsync(null, context.RequestAborted);
+    await context.Session.RegenerateIdAsync(context.RequestAborted);
+    return SeeOther("/");
+});
+
+app.MapGet("/account/sessions", async (HttpContext context, PgSessionManager sessions) =>
+    context.CurrentUser() is not { } user ? SignInFirst(context) : Pages.Sessions(context, await sessions.ListSessionsAsync(user, context.RequestAborted)));
+
+app.MapPost("/account/sessions/{sessionId:guid}/revoke", async (HttpContext context, PgSessionManager sessions, Guid sessionId) =>
+{
+    if (context.CurrentUser() is not { } user)
+    {
+        return SignInFirst(context);
+    }
+
+    // Only the user's own sessions: the id alone must never be enough to sign someone else out.
+    var own = await sessions.ListSessionsAsync(user, context.RequestAborted);
+    if (!own.Any(s => s.SessionId == sessionId))
+    {
+        return Pages.Page(context, "Not found", "<h1>No such session</h1>", StatusCodes.Status404NotFound);
+    }
+
+    await sessions.RevokeAsync(sessionId.ToString(), context.RequestAborted);
+    return SeeOther("/account/sessions");
+});
+
+app.MapPost("/account/sessions/revoke-others", async (HttpContext context, PgSessionManager sessions) =>
+{
+    if (context.CurrentUser() is not { } user)
+    {
+        return SignInFirst(context);
+    }
+
+    await sessions.RevokeAllAsync(user, context.Session.Id, context.RequestAborted);
+    return SeeOther("/account/sessions");
+});
+
+app.MapGet("/dashboard", (HttpContext context, IOptions<PgFirstOptions> options) => Pages.Dashboard(context, options.Value, settings));
+
+app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metrics, JobQueueManager jobs, DemoShop shop, PgSessionManager sessions, IOptions<PgFirstOptions> options) =>
+{
+    var ct = context.RequestAborted;
+    var signedIn = 0;
+    foreach (var user in DemoUsers.All)
+    {
+        signedIn += (await sessions.ListSessionsAsync(user, ct)).Count;
+    }
+
     var o = options.Value;
-    var rows = string.Concat(Enum.GetValues<PgFirstModule>().Select(m => $"<tr><td>{m}</td><td>{o.GetBackend(m)}</td></tr>"));
-    return Results.Content(
-        $"""
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>PgFirst demo</title></head>
-        <body>
-        <h1>PgFirst demo</h1>
-        <p>Schema <code>{o.SchemaName}</code>. Health: <a href="/health">/health</a>,
-        <a href="/health/live">/health/live</a>, <a href="/health/ready">/health/ready</a>.</p>
-        <table><thead><tr><th>Module</th><th>Backend</th></tr></thead><tbody>{rows}</tbody></table>
-        </body></html>
-        """,
-        "text/html");
+    var dead = await jobs.ListDeadAsync(null, 20, ct);
+    var series = metrics.Series();
+    return Results.Json(new
+    {
+        updatedAt = DateTimeOffset.UtcNow,
+        backends = new { cache = o.GetBackend(PgFirstModule.Cache).ToString(), sessions = o.GetBackend(PgFirstModule.Sessions).ToString(), rateLimit = o.GetBackend(PgFirstModule.RateLimit).ToString(), queue = o.GetBackend(PgFirstModule.Queue).ToString() },
+        totals = metrics.Totals,
+        latest = series.Count > 0 ? series[^1] : null,
+        series,
+        signedInSessions = signedIn,
+        queues = await jobs.GetStatsAsync(queues, cancellationToken: ct),
+        dead = dead.Select(j => new { id = j.Id, queue = j.Queue, kind = j.Kind, attempts = j.Attempt, error = j.Errors.Count > 0 ? FirstLine(j.Errors[^1].Message) : null }),
+        orders = (await shop.RecentOrdersAsync(8, ct)).Select(x => new { id = x.Id, user = x.UserId, total = Product.FormatPrice(x.TotalCents), confirmed = x.ConfirmedAt is not null, invoiced = x.InvoicedAt is not null }),
+    });
 });
+
+// JSON actions: a JSON body is required, so a cross-site form cannot post them.
+app.MapPost("/dashboard/load", async (IJobQueue queue, [FromBody] LoadRequest? request, CancellationToken ct) =>
+{
+    var count = request?.Count ?? settings.LoadJobCount;
+    if (count is < 1 or > 100_000)
+    {
+        return Results.BadRequest(new { error = "count must be 1 to 100000." });
+    }
+
+    var result = await queue.EnqueueManyAsync(Enumerable.Range(1, count).Select(n => new LoadJob(n, n % settings.FlakyEvery == 0)), cancellationToken: ct);
+    return Results.Json(new { enqueued = result.Enqueued });
+});
+
+app.MapPost("/dashboard/requeue", async (JobQueueManager jobs, [FromBody] RequeueRequest request, CancellationToken ct) =>
+    await jobs.RequeueAsync(request.Id, ct) ? Results.Json(new { requeued = request.Id }) : Results.NotFound(new { error = $"Job {request.Id} is not dead." }));
+
+// ---- JSON API, limited per user (or per IP address when anonymous) ----
+
+var api = app.MapGroup("/api").RequireRateLimiting("api");
+
+api.MapGet("/products", (Catalog catalog, CancellationToken ct) => catalog.ListProductsAsync(ct));
+
+api.MapGet("/products/{id:int}", async (Catalog catalog, int id, CancellationToken ct) =>
+{
+    try
+    {
+        return Results.Json(await catalog.GetProductAsync(id, ct), ShopJson.Default.Product);
+    }
+    catch (ProductNotFoundException error)
+    {
+        return Results.NotFound(new { error = error.Message });
+    }
+});
+
+api.MapGet("/cart", (HttpContext context) => Results.Json(Cart.Get(context.Session), ShopJson.Default.ListCartLine));
+
+api.MapPost("/orders", async (HttpContext context, OrderService orders, [FromBody] PlaceOrderRequest request) =>
+{
+    if (context.CurrentUser() is not { } user)
+    {
+        return Results.Json(new { error = "Sign in first." }, statusCode: StatusCodes.Status401Unauthorized);
+    }
+
+    try
+    {
+        var (orderId, transactional) = await orders.PlaceAsync(user, request.Items ?? [], context.RequestAborted);
+        return Results.Created($"/api/orders/{orderId}", new { orderId, transactional });
+    }
+    catch (Exception error) when (error is ArgumentException or ProductNotFoundException)
+    {
+        return Results.BadRequest(new { error = error.Message });
+    }
+});
+
+api.MapGet("/orders/{id:long}", async (HttpContext context, DemoShop shop, long id) =>
+    context.CurrentUser() is not { } user ? Results.Json(new { error = "Sign in first." }, statusCode: StatusCodes.Status401Unauthorized)
+    : await shop.GetOrderAsync(id, context.RequestAborted) is { } order && order.UserId == user
+        ? Results.Json(new { order.Id, order.Lines, total = order.TotalCents, confirmed = order.ConfirmedAt is not null, invoiced = order.InvoicedAt is not null })
+        : Results.NotFound(new { error = $"No order {id}." }));
 
 app.MapHealthChecks("/health", new HealthCheckOptions { ResponseWriter = WriteHealthJson });
 app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealthJson });
 app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealthJson });
 
 await app.RunAsync();
+
+static async Task<IReadOnlyList<(Product Product, int Quantity)>> CartLinesAsync(HttpContext context, Catalog catalog)
+{
+    var lines = new List<(Product, int)>();
+    foreach (var line in Cart.Get(context.Session))
+    {
+        try
+        {
+            lines.Add((await catalog.GetProductAsync(line.ProductId, context.RequestAborted), line.Quantity));
+        }
+        catch (ProductNotFoundException)
+        {
+            // a product removed since it was added: left out of the page, refused at checkout
+        }
+    }
+
+    return lines;
+}
+
+static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
 
 static Task WriteHealthJson(HttpContext context, HealthReport report)
 {
@@ -148,3 +381,12 @@ static Task WriteHealthJson(HttpContext context, HealthReport report)
 
 /// <summary>The demo app's entry point, visible to the integration tests.</summary>
 public partial class Program;
+
+namespace WebApp
+{
+    public sealed record LoadRequest(int? Count);
+
+    public sealed record RequeueRequest(long Id);
+
+    public sealed record PlaceOrderRequest(IReadOnlyList<CartLine>? Items);
+}

@@ -1,0 +1,102 @@
+// The dashboard: polls /dashboard/data every second and redraws figures, sparklines and tables. No library.
+(() => {
+  'use strict';
+  const $ = id => document.getElementById(id);
+  const fmt = (v, digits = 0) => v === null || v === undefined ? '–' : Number(v).toLocaleString('en', { maximumFractionDigits: digits });
+  const text = (id, v) => { const el = $(id); if (el) el.textContent = v; };
+
+  function chart(id, series, label, bad) {
+    const svg = $(id);
+    if (!svg) return;
+    const w = 240, h = 60, pad = 10;
+    const lines = series.map((values, i) => {
+      const max = Math.max(1e-9, ...values.flat().filter(v => v !== null));
+      return { values, max, bad: bad && i === 1 };
+    });
+    const max = Math.max(...lines.map(l => l.max));
+    const n = Math.max(2, ...series.map(s => s.length));
+    svg.innerHTML = lines.map(l => {
+      const pts = l.values.map((v, i) => v === null ? null : `${(i * w / (n - 1)).toFixed(1)},${(h - 2 - (v / max) * (h - pad - 2)).toFixed(1)}`).filter(p => p);
+      return `<polyline class="${l.bad ? 'bad' : ''}" points="${pts.join(' ')}"></polyline>`;
+    }).join('') + `<text x="4" y="9">${label} · max ${fmt(max, 1)}</text>`;
+  }
+
+  function rows(tableId, items, render) {
+    const body = $(tableId).querySelector('tbody');
+    body.innerHTML = items.map(render).join('');
+  }
+
+  const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+
+  async function refresh() {
+    try {
+      const r = await fetch('/dashboard/data', { headers: { Accept: 'application/json' } });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const d = await r.json();
+      const last = d.latest || {};
+      text('backend-cache', d.backends.cache);
+      text('backend-sessions', d.backends.sessions);
+      text('backend-ratelimit', d.backends.rateLimit);
+      text('backend-queue', d.backends.queue);
+      const gets = d.totals.cacheHits + d.totals.cacheMisses;
+      text('cache-hit-ratio', gets ? `${(100 * d.totals.cacheHits / gets).toFixed(1)} %` : '–');
+      text('cache-ops', fmt(last.cacheOpsPerSecond, 1));
+      text('sessions-active', fmt(d.signedInSessions));
+      text('session-loads', fmt(last.sessionLoadsPerSecond, 1));
+      text('ratelimit-accepted', fmt(d.totals.accepted));
+      text('ratelimit-rejected', fmt(d.totals.rejected));
+      text('jobs-per-second', fmt(last.jobsPerSecond, 1));
+      text('job-wait-p50', last.jobWaitP50Ms === null || last.jobWaitP50Ms === undefined ? '–' : `${fmt(last.jobWaitP50Ms, 1)} ms`);
+      const s = d.series;
+      chart('chart-cache-ops', [s.map(p => p.cacheOpsPerSecond)], 'cache ops/s');
+      chart('chart-session-loads', [s.map(p => p.sessionLoadsPerSecond)], 'session loads/s');
+      chart('chart-ratelimit', [s.map(p => p.acceptedPerSecond), s.map(p => p.rejectedPerSecond)], 'accepted / rejected per s', true);
+      chart('chart-jobs', [s.map(p => p.jobsPerSecond)], 'jobs/s');
+      chart('chart-wait', [s.map(p => p.jobWaitP50Ms)], 'enqueue→start p50 ms');
+      rows('queue-depth', d.queues, q => `<tr data-queue="${esc(q.queue)}"><td>${esc(q.queue)}</td><td class="available">${fmt(q.available)}</td><td class="scheduled">${fmt(q.scheduled)}</td><td class="running">${fmt(q.running)}</td><td class="dead">${fmt(q.dead)}</td></tr>`);
+      rows('dead-jobs', d.dead, j => `<tr class="dead-job" data-job-id="${j.id}"><td>${j.id}</td><td>${esc(j.queue)}</td><td>${esc(j.kind)}</td><td>${j.attempts}</td><td>${esc(j.error)}</td><td><button type="button" class="requeue" data-job-id="${j.id}">Requeue</button></td></tr>`);
+      rows('recent-orders', d.orders, o => `<tr data-order-id="${o.id}"><td>${o.id}</td><td>${esc(o.user)}</td><td>${esc(o.total)}</td><td class="confirmed ${o.confirmed ? 'done' : 'pending'}">${o.confirmed ? 'done' : 'pending'}</td><td class="invoiced ${o.invoiced ? 'done' : 'pending'}">${o.invoiced ? 'done' : 'pending'}</td></tr>`);
+      text('updated-at', new Date(d.updatedAt).toLocaleTimeString('en-GB'));
+    } catch (e) {
+      text('updated-at', `failed (${e.message}); retrying`);
+    }
+  }
+
+  const post = (url, body) => fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+  $('load').addEventListener('click', async () => {
+    const r = await post('/dashboard/load', {});
+    const d = await r.json();
+    text('load-result', r.ok ? `${fmt(d.enqueued)} enqueued` : d.error);
+  });
+
+  $('dead-jobs').addEventListener('click', async e => {
+    const id = e.target.dataset && e.target.dataset.jobId;
+    if (!id) return;
+    e.target.disabled = true;
+    await post('/dashboard/requeue', { id: Number(id) });
+    refresh();
+  });
+
+  $('api-burst').addEventListener('click', async e => {
+    const n = Number(e.target.dataset.count);
+    const counts = {};
+    let rejected = null;
+    for (let i = 0; i < n; i++) {
+      const r = await fetch('/api/products');
+      counts[r.status] = (counts[r.status] || 0) + 1;
+      if (r.status === 429 && !rejected) {
+        rejected = { retryAfter: r.headers.get('Retry-After'), rateLimit: r.headers.get('RateLimit'), policy: r.headers.get('RateLimit-Policy') };
+      }
+    }
+    const el = $('api-burst-result');
+    el.dataset.rejected = counts[429] || 0;
+    el.dataset.accepted = counts[200] || 0;
+    el.textContent = Object.entries(counts).map(([s, c]) => `${c} × ${s}`).join(', ')
+      + (rejected ? `. First 429: Retry-After ${rejected.retryAfter} s, RateLimit ${rejected.rateLimit}, RateLimit-Policy ${rejected.policy}` : '');
+    refresh();
+  });
+
+  refresh();
+  setInterval(refresh, 1000);
+})();
