@@ -30,4 +30,101 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
         Assert.True(bytes.Length > PngSignature.Length, $"{screenshot} has {bytes.Length} bytes");
         Assert.Equal(PngSignature, bytes[..PngSignature.Length]);
     }
+
+    /// <summary>
+    /// The journey the issue asks for, in a real browser: sign in, add to cart, place an order, watch its jobs complete
+    /// on the dashboard, load the queue and requeue a dead job, revoke another device's session, hit the API's rate
+    /// limit and see the 429. Ends with a screenshot of the dashboard (artifacts/dashboard-*.png).
+    /// </summary>
+    [Theory]
+    [InlineData("PostgreSql")]
+    [InlineData("Redis")]
+    public async Task Journey_SignInOrderWatchJobsRevokeAndHitTheRateLimit(string backend)
+    {
+        await using var app = BrowserApp.Start(Server, redis, Schema, backend, new Dictionary<string, string?>
+        {
+            ["Demo:ApiPermitLimit"] = "10",
+            ["Demo:ApiWindow"] = "00:01:00",
+            ["Demo:LoadJobCount"] = "400",
+            ["Demo:FlakyEvery"] = "100",
+            ["Demo:LoadJobWork"] = "00:00:00.002",
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        using var chromium = HeadlessChromium.Start();
+        var driver = chromium.Driver;
+        IWebElement Find(string css) => HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector(css)).FirstOrDefault(e => e.Displayed), description: css);
+
+        // Another device of Alice's, signed in through plain HTTP with its own cookies and user agent.
+        using var phone = new DemoClient(new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new System.Net.CookieContainer() }) { BaseAddress = app.BaseUrl });
+        phone.Http.DefaultRequestHeaders.UserAgent.ParseAdd("Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1");
+        await phone.SignInAsync("alice");
+
+        // Sign in.
+        driver.Navigate().GoToUrl(app.Url("/signin"));
+        Find("#signin-user option[value='alice']").Click();
+        Find("#signin-password").SendKeys("demo");
+        Find("#signin-submit").Click();
+        Assert.Equal("alice", Find("#nav-user").Text);
+
+        // Add to cart from a product page.
+        Find("a.product-link[href='/products/3']").Click();
+        var quantity = Find("#quantity");
+        quantity.Clear();
+        quantity.SendKeys("2");
+        Find("#add-to-cart").Click();
+        HeadlessChromium.WaitUntil(driver, d => d.Url.EndsWith("/cart", StringComparison.Ordinal), description: "the cart page");
+        Assert.Equal("2", Find("tr.cart-line[data-product-id='3'] td.quantity").Text);
+        Assert.Equal("2", Find("#cart-count").Text);
+
+        // Place the order; its confirmation and invoice jobs run.
+        Find("#place-order").Click();
+        var orderId = Find("#order-id").Text;
+        Assert.Matches("^\\d+$", orderId);
+
+        // The dashboard shows the order's jobs done, from the shop's table, refreshed without reloading the page.
+        driver.Navigate().GoToUrl(app.Url("/dashboard"));
+        Assert.Equal(backend, Find("#backend-queue").Text);
+        Assert.Equal(backend, Find("#backend-sessions").Text);
+        HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector($"#recent-orders tr[data-order-id='{orderId}'] td.confirmed.done")).Count == 1
+            && d.FindElements(By.CssSelector($"#recent-orders tr[data-order-id='{orderId}'] td.invoiced.done")).Count == 1, TimeSpan.FromSeconds(30), "the order's jobs done");
+
+        // Load the queue: jobs run (jobs/s on the live figures), the flaky ones go dead, requeue runs one again.
+        Find("#load").Click();
+        HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("load-result")).Text.Contains("400 enqueued", StringComparison.Ordinal), description: "the load result");
+        HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("#dead-jobs tr.dead-job")).Count == 4, TimeSpan.FromSeconds(45), "4 dead jobs");
+        var updated = Find("#updated-at").Text;
+        HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("updated-at")).Text != updated, description: "a refresh without reloading");
+        Assert.Equal("4", Find("#queue-depth tr[data-queue='load'] td.dead").Text);
+        var deadId = Find("#dead-jobs tr.dead-job").GetAttribute("data-job-id");
+        Find($"#dead-jobs button.requeue[data-job-id='{deadId}']").Click();
+        HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("#dead-jobs tr.dead-job")).Count == 3
+            && d.FindElements(By.CssSelector($"#dead-jobs tr[data-job-id='{deadId}']")).Count == 0, TimeSpan.FromSeconds(30), "the requeued job to leave the dead jobs");
+
+        // Revoke the phone's session; its very next request is signed out.
+        driver.Navigate().GoToUrl(app.Url("/account/sessions"));
+        HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("tr.session-row")).Count == 2, description: "two sessions");
+        Assert.Contains("Headless Chrome on Linux", Find("tr.session-row.current").Text, StringComparison.Ordinal);
+        var phoneRow = driver.FindElements(By.CssSelector("tr.session-row")).Single(r => !r.GetAttribute("class")!.Contains("current", StringComparison.Ordinal));
+        Assert.Contains("Safari on iOS", phoneRow.Text, StringComparison.Ordinal);
+        phoneRow.FindElement(By.CssSelector("button.revoke")).Click();
+        HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("tr.session-row")).Count == 1, description: "one session left");
+        Assert.Null(await phone.SignedInUserAsync());
+        Assert.Equal("alice", Find("#nav-user").Text);
+
+        // Hit the API's rate limit from the dashboard and see the 429 with its headers.
+        driver.Navigate().GoToUrl(app.Url("/dashboard"));
+        Find("#api-burst").Click();
+        var result = HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("api-burst-result")) is { } e && e.GetAttribute("data-rejected") is { Length: > 0 } ? e : null, TimeSpan.FromSeconds(30), "the burst result");
+        Assert.Equal("10", result.GetAttribute("data-accepted"));
+        Assert.Equal("10", result.GetAttribute("data-rejected"));
+        Assert.Contains("10 × 429", result.Text, StringComparison.Ordinal);
+        Assert.Contains("Retry-After", result.Text, StringComparison.Ordinal);
+        Assert.Contains("RateLimit-Policy \"api\";q=10;w=60", result.Text, StringComparison.Ordinal);
+        HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("ratelimit-rejected")).Text == "10", description: "10 rejected on the dashboard");
+
+        driver.Manage().Window.Size = new System.Drawing.Size(1400, 1300);
+        await Task.Delay(1500, CancellationToken); // one more refresh at the new size
+        var screenshot = HeadlessChromium.SaveScreenshot(driver, $"dashboard-{backend.ToLowerInvariant()}.png");
+        Assert.True(new FileInfo(screenshot).Length > 10_000, $"{screenshot} is a real screenshot");
+    }
 }
