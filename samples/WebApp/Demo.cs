@@ -7,6 +7,8 @@ namespace WebApp;
 // The "Demo" configuration section: the limits and load the demo shows, validated at start-up.
 public sealed class DemoSettings
 {
+    public const int MaxLoadJobCount = 10_000;
+
     public int ApiPermitLimit { get; set; } = 30;
 
     public TimeSpan ApiWindow { get; set; } = TimeSpan.FromSeconds(10);
@@ -33,7 +35,7 @@ public sealed class DemoSettings
 
         Require(ApiPermitLimit > 0 && SignInPermitLimit > 0, "permit limits must be positive.");
         Require(ApiWindow > TimeSpan.Zero && SignInWindow > TimeSpan.Zero, "windows must be positive.");
-        Require(LoadJobCount is > 0 and <= 100_000, "LoadJobCount must be 1 to 100000.");
+        Require(LoadJobCount is > 0 and <= MaxLoadJobCount, $"LoadJobCount must be 1 to {MaxLoadJobCount}.");
         Require(LoadJobWork >= TimeSpan.Zero && LoadJobWork <= TimeSpan.FromSeconds(5), "LoadJobWork must be 0 to 5 s.");
         Require(FlakyEvery > 0, "FlakyEvery must be positive.");
     }
@@ -55,7 +57,9 @@ public static class DemoUsers
     // limiter's per-user partitions among it.
     public static async Task LoadUserAsync(HttpContext context, Func<Task> next)
     {
-        if (!context.Request.Path.StartsWithSegments("/health", StringComparison.Ordinal))
+        // Health probes and the dashboard's once-a-second poll never need the user: they cost no session load.
+        if (!context.Request.Path.StartsWithSegments("/health", StringComparison.Ordinal)
+            && !context.Request.Path.StartsWithSegments("/dashboard/data", StringComparison.Ordinal))
         {
             await context.Session.LoadAsync(context.RequestAborted);
             if (context.Session.GetUserId() is { } user)

@@ -125,15 +125,17 @@ public static class Pages
             """, statusCode);
     }
 
-    public static IResult Order(HttpContext context, Order order)
+    public static IResult Order(HttpContext context, Order order, bool transactional)
     {
         static string Status(DateTimeOffset? at) => at is null ? "pending" : "done";
         var pending = order.ConfirmedAt is null || order.InvoicedAt is null;
         var rows = string.Concat(order.Lines.Select(l => $"<tr><td>{H(l.Name)}</td><td>{l.Quantity}</td><td>{H(WebApp.Product.FormatPrice((long)l.PriceCents * l.Quantity))}</td></tr>"));
         return Page(context, $"Order {order.Id}", $"""
             <h1>Order <span id="order-id">{order.Id}</span></h1>
-            <p>Placed {Time(order.PlacedAt)} by {H(order.UserId)}. The order row and its two follow-up jobs were committed in one
-            transaction; the jobs' handlers record their outcome here.</p>
+            <p>Placed {Time(order.PlacedAt)} by {H(order.UserId)}. {(transactional
+                ? "The order row and its two follow-up jobs were committed in one transaction (PostgreSQL queue)"
+                : "The order row was committed, then its two follow-up jobs were enqueued on Redis (no shared transaction)")};
+            the jobs' handlers record their outcome here.</p>
             <table><thead><tr><th>Product</th><th>Quantity</th><th>Subtotal</th></tr></thead><tbody>{rows}</tbody>
             <tfoot><tr><td colspan="2">Total</td><td>{H(WebApp.Product.FormatPrice(order.TotalCents))}</td></tr></tfoot></table>
             <ul><li>Confirmation e-mail: <strong id="order-confirmed">{Status(order.ConfirmedAt)}</strong></li>
@@ -189,13 +191,17 @@ public static class Pages
             <h1>Dashboard</h1>
             <p class="note">Live from this instance's PgFirst meters (<code>pgcache.*</code>, <code>pgsessions.*</code>,
             <code>pgratelimit.*</code>, <code>pgqueue.*</code>) and from the stores themselves (queue depth, dead jobs, sessions,
-            orders). Refreshed every second; updated <span id="updated-at">never</span>.</p>
+            orders). Refreshed every second; updated <span id="updated-at">never</span>. Meter figures are this instance's;
+            the hit ratio counts get calls (a multi-get that finds any of its keys is a hit); enqueue→start is measured
+            from when a job became available (for a retried or requeued job, from its retry or requeue).</p>
             <section class="grid tiles">
               <article><h2>Cache <small id="backend-cache">{options.GetBackend(PgFirstModule.Cache)}</small></h2>
-                <p><span class="figure" id="cache-hit-ratio">–</span> hit ratio</p><p><span class="figure" id="cache-ops">–</span> operations/s</p>
-                <svg class="chart" id="chart-cache-ops" viewBox="0 0 240 60" preserveAspectRatio="none"></svg></article>
+                <p><span class="figure" id="cache-hit-ratio">–</span> of get calls hit</p><p><span class="figure" id="cache-ops">–</span> operations/s</p>
+                <svg class="chart" id="chart-cache-ops" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
+                <svg class="chart" id="chart-cache-hits" viewBox="0 0 240 60" preserveAspectRatio="none"></svg></article>
               <article><h2>Sessions <small id="backend-sessions">{options.GetBackend(PgFirstModule.Sessions)}</small></h2>
                 <p><span class="figure" id="sessions-active">–</span> signed-in sessions</p><p><span class="figure" id="session-loads">–</span> loads/s</p>
+                <svg class="chart" id="chart-sessions" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
                 <svg class="chart" id="chart-session-loads" viewBox="0 0 240 60" preserveAspectRatio="none"></svg></article>
               <article><h2>Rate limiting <small id="backend-ratelimit">{options.GetBackend(PgFirstModule.RateLimit)}</small></h2>
                 <p><span class="figure" id="ratelimit-accepted">–</span> accepted, <span class="figure" id="ratelimit-rejected">–</span> rejected</p>
@@ -204,6 +210,7 @@ public static class Pages
                 <p id="api-burst-result" class="note"></p></article>
               <article><h2>Queue <small id="backend-queue">{options.GetBackend(PgFirstModule.Queue)}</small></h2>
                 <p><span class="figure" id="jobs-per-second">–</span> jobs/s, enqueue→start p50 <span class="figure" id="job-wait-p50">–</span></p>
+                <svg class="chart" id="chart-depth" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
                 <svg class="chart" id="chart-jobs" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
                 <svg class="chart" id="chart-wait" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
                 <button id="load" type="button">Enqueue {settings.LoadJobCount:N0} jobs</button> <span id="load-result" class="note"></span></article>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -97,13 +98,28 @@ app.Use((context, next) => DemoUsers.LoadUserAsync(context, next));
 app.UseRateLimiter();
 app.UseAntiforgery();
 
+// Only a path on this site: "/x", never "//host", "/\\host" or a control character (browsers drop tabs and newlines,
+// so "/<tab>/host" would become "//host"), the rule of ASP.NET's IsLocalUrl.
 static string LocalUrl(string? url) =>
-    url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal) ? url : "/";
+    url is { Length: > 0 } && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\')) && !url.Any(char.IsControl) ? url : "/";
 
 static IResult SeeOther(string url) => Results.Redirect(url, permanent: false, preserveMethod: false);
 
 static IResult SignInFirst(HttpContext context) =>
     SeeOther("/signin?returnUrl=" + Uri.EscapeDataString(context.Request.Path + context.Request.QueryString));
+
+// Every HTML form carries an antiforgery token and every form POST checks it, whether or not it binds form fields
+// (minimal APIs validate on their own only for endpoints that bind the form).
+var forms = app.MapGroup(string.Empty).AddEndpointFilter(async (invocation, next) =>
+{
+    var http = invocation.HttpContext;
+    if (!await http.RequestServices.GetRequiredService<IAntiforgery>().IsRequestValidAsync(http))
+    {
+        return Pages.Page(http, "Form expired", "<h1>This form has expired</h1><p class=\"error\" id=\"error\">Go back, reload the page and try again.</p>", StatusCodes.Status400BadRequest);
+    }
+
+    return await next(invocation);
+});
 
 // ---- Pages ----
 
@@ -122,7 +138,7 @@ app.MapGet("/products/{id:int}", async (HttpContext context, Catalog catalog, in
     }
 });
 
-app.MapPost("/products/{id:int}/edit", async (HttpContext context, Catalog catalog, int id, [FromForm] string? name, [FromForm] int? priceCents) =>
+forms.MapPost("/products/{id:int}/edit", async (HttpContext context, Catalog catalog, int id, [FromForm] string? name, [FromForm] int? priceCents) =>
 {
     if (context.CurrentUser() is null)
     {
@@ -145,7 +161,7 @@ app.MapPost("/products/{id:int}/edit", async (HttpContext context, Catalog catal
 
 app.MapGet("/cart", async (HttpContext context, Catalog catalog) => Pages.Cart(context, await CartLinesAsync(context, catalog)));
 
-app.MapPost("/cart/items", async (HttpContext context, Catalog catalog, [FromForm] int productId, [FromForm] int quantity) =>
+forms.MapPost("/cart/items", async (HttpContext context, Catalog catalog, [FromForm] int productId, [FromForm] int quantity) =>
 {
     if (quantity is < 1 or > OrderService.MaxQuantity)
     {
@@ -169,13 +185,13 @@ app.MapPost("/cart/items", async (HttpContext context, Catalog catalog, [FromFor
     return SeeOther("/cart");
 });
 
-app.MapPost("/cart/clear", (HttpContext context) =>
+forms.MapPost("/cart/clear", (HttpContext context) =>
 {
     Cart.Save(context.Session, []);
     return SeeOther("/cart");
 });
 
-app.MapPost("/cart/checkout", async (HttpContext context, Catalog catalog, OrderService orders) =>
+forms.MapPost("/cart/checkout", async (HttpContext context, Catalog catalog, OrderService orders) =>
 {
     if (context.CurrentUser() is not { } user)
     {
@@ -194,14 +210,14 @@ app.MapPost("/cart/checkout", async (HttpContext context, Catalog catalog, Order
     }
 });
 
-app.MapGet("/orders/{id:long}", async (HttpContext context, DemoShop shop, long id) =>
+app.MapGet("/orders/{id:long}", async (HttpContext context, DemoShop shop, OrderService orders, long id) =>
     context.CurrentUser() is not { } user ? SignInFirst(context)
-    : await shop.GetOrderAsync(id, context.RequestAborted) is { } order && order.UserId == user ? Pages.Order(context, order)
+    : await shop.GetOrderAsync(id, context.RequestAborted) is { } order && order.UserId == user ? Pages.Order(context, order, orders.Transactional)
     : Pages.Page(context, "Not found", "<h1>No such order</h1>", StatusCodes.Status404NotFound));
 
 app.MapGet("/signin", (HttpContext context, string? returnUrl) => Pages.SignIn(context, LocalUrl(returnUrl)));
 
-app.MapPost("/signin", async (HttpContext context, [FromForm] string? user, [FromForm] string? password, [FromForm] string? returnUrl) =>
+forms.MapPost("/signin", async (HttpContext context, [FromForm] string? user, [FromForm] string? password, [FromForm] string? returnUrl) =>
 {
     if (!DemoUsers.TryValidate(user, password))
     {
@@ -215,7 +231,7 @@ app.MapPost("/signin", async (HttpContext context, [FromForm] string? user, [Fro
     return SeeOther(LocalUrl(returnUrl));
 }).RequireRateLimiting("signin");
 
-app.MapPost("/signout", async (HttpContext context) =>
+forms.MapPost("/signout", async (HttpContext context) =>
 {
     context.Session.Clear();
     await context.Session.BindUserAsync(null, context.RequestAborted);
@@ -226,7 +242,7 @@ app.MapPost("/signout", async (HttpContext context) =>
 app.MapGet("/account/sessions", async (HttpContext context, PgSessionManager sessions) =>
     context.CurrentUser() is not { } user ? SignInFirst(context) : Pages.Sessions(context, await sessions.ListSessionsAsync(user, context.RequestAborted)));
 
-app.MapPost("/account/sessions/{sessionId:guid}/revoke", async (HttpContext context, PgSessionManager sessions, Guid sessionId) =>
+forms.MapPost("/account/sessions/{sessionId:guid}/revoke", async (HttpContext context, PgSessionManager sessions, Guid sessionId) =>
 {
     if (context.CurrentUser() is not { } user)
     {
@@ -244,7 +260,7 @@ app.MapPost("/account/sessions/{sessionId:guid}/revoke", async (HttpContext cont
     return SeeOther("/account/sessions");
 });
 
-app.MapPost("/account/sessions/revoke-others", async (HttpContext context, PgSessionManager sessions) =>
+forms.MapPost("/account/sessions/revoke-others", async (HttpContext context, PgSessionManager sessions) =>
 {
     if (context.CurrentUser() is not { } user)
     {
@@ -277,27 +293,35 @@ app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metri
         latest = series.Count > 0 ? series[^1] : null,
         series,
         signedInSessions = signedIn,
-        queues = await jobs.GetStatsAsync(queues, cancellationToken: ct),
+        queues = await jobs.GetStatsAsync(queues, cancellationToken: ct), // exact up to 10,000 per state, "capped" beyond
         dead = dead.Select(j => new { id = j.Id, queue = j.Queue, kind = j.Kind, attempts = j.Attempt, error = j.Errors.Count > 0 ? FirstLine(j.Errors[^1].Message) : null }),
         orders = (await shop.RecentOrdersAsync(8, ct)).Select(x => new { id = x.Id, user = x.UserId, total = Product.FormatPrice(x.TotalCents), confirmed = x.ConfirmedAt is not null, invoiced = x.InvoicedAt is not null }),
     });
 });
 
-// JSON actions: a JSON body is required, so a cross-site form cannot post them.
-app.MapPost("/dashboard/load", async (IJobQueue queue, [FromBody] LoadRequest? request, CancellationToken ct) =>
+// The dashboard's actions: for a signed-in user, with a JSON body (a cross-site form cannot send one, and anything else
+// is refused with 415 before the handler runs).
+app.MapPost("/dashboard/load", async (HttpContext context, IJobQueue queue, [FromBody] LoadRequest request) =>
 {
-    var count = request?.Count ?? settings.LoadJobCount;
-    if (count is < 1 or > 100_000)
+    if (context.CurrentUser() is null)
     {
-        return Results.BadRequest(new { error = "count must be 1 to 100000." });
+        return Results.Json(new { error = "Sign in first." }, statusCode: StatusCodes.Status401Unauthorized);
     }
 
-    var result = await queue.EnqueueManyAsync(Enumerable.Range(1, count).Select(n => new LoadJob(n, n % settings.FlakyEvery == 0)), cancellationToken: ct);
+    var count = request.Count ?? settings.LoadJobCount;
+    if (count is < 1 or > DemoSettings.MaxLoadJobCount)
+    {
+        return Results.BadRequest(new { error = $"count must be 1 to {DemoSettings.MaxLoadJobCount}." });
+    }
+
+    var result = await queue.EnqueueManyAsync(Enumerable.Range(1, count).Select(n => new LoadJob(n, n % settings.FlakyEvery == 0)), cancellationToken: context.RequestAborted);
     return Results.Json(new { enqueued = result.Enqueued });
 });
 
-app.MapPost("/dashboard/requeue", async (JobQueueManager jobs, [FromBody] RequeueRequest request, CancellationToken ct) =>
-    await jobs.RequeueAsync(request.Id, ct) ? Results.Json(new { requeued = request.Id }) : Results.NotFound(new { error = $"Job {request.Id} is not dead." }));
+app.MapPost("/dashboard/requeue", async (HttpContext context, JobQueueManager jobs, [FromBody] RequeueRequest request) =>
+    context.CurrentUser() is null ? Results.Json(new { error = "Sign in first." }, statusCode: StatusCodes.Status401Unauthorized)
+    : await jobs.RequeueAsync(request.Id, context.RequestAborted) ? Results.Json(new { requeued = request.Id })
+    : Results.NotFound(new { error = $"Job {request.Id} is not dead." }));
 
 // ---- JSON API, limited per user (or per IP address when anonymous) ----
 

@@ -10,6 +10,12 @@ public sealed record Product(int Id, string Sku, string Name, string Description
     public static string FormatPrice(long cents) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"€{cents / 100m:0.00}");
 }
 
+public enum OrderStep
+{
+    Confirmed,
+    Invoiced,
+}
+
 public sealed record CartLine(int ProductId, int Quantity);
 
 public sealed record OrderLine(int ProductId, string Name, int Quantity, int PriceCents);
@@ -190,8 +196,14 @@ public sealed class DemoShop(string schemaName, NpgsqlDataSource dataSource) : I
 
     // A job handler records its outcome on the order and, on PostgreSQL, completes its job in the same transaction, so
     // the outcome is recorded exactly once even if a worker dies mid-job.
-    public async Task MarkAsync(string column, long orderId, PgQueue.JobContext context, CancellationToken cancellationToken)
+    public async Task MarkAsync(OrderStep step, long orderId, PgQueue.JobContext context, CancellationToken cancellationToken)
     {
+        var column = step switch
+        {
+            OrderStep.Confirmed => "confirmed_at",
+            OrderStep.Invoiced => "invoiced_at",
+            _ => throw new ArgumentOutOfRangeException(nameof(step), step, "Unknown order step."),
+        };
         await EnsureCreatedAsync(cancellationToken);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);

@@ -44,7 +44,7 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
         await using var app = BrowserApp.Start(Server, redis, Schema, backend, new Dictionary<string, string?>
         {
             ["Demo:ApiPermitLimit"] = "10",
-            ["Demo:ApiWindow"] = "00:01:00",
+            ["Demo:ApiWindow"] = "01:00:00", // windows are aligned to the clock: an hour keeps a boundary out of the test
             ["Demo:LoadJobCount"] = "400",
             ["Demo:FlakyEvery"] = "100",
             ["Demo:LoadJobWork"] = "00:00:00.002",
@@ -78,7 +78,8 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
 
         // Place the order; its confirmation and invoice jobs run.
         Find("#place-order").Click();
-        var orderId = Find("#order-id").Text;
+        // The order page refreshes itself every 2 s while jobs are pending: read inside the wait, which retries stale elements.
+        var orderId = HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("order-id")).Text is { Length: > 0 } id ? id : null, description: "the order id");
         Assert.Matches("^\\d+$", orderId);
 
         // The dashboard shows the order's jobs done, from the shop's table, refreshed without reloading the page.
@@ -94,9 +95,14 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
         HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("#dead-jobs tr.dead-job")).Count == 4, TimeSpan.FromSeconds(45), "4 dead jobs");
         var updated = Find("#updated-at").Text;
         HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("updated-at")).Text != updated, description: "a refresh without reloading");
-        Assert.Equal("4", Find("#queue-depth tr[data-queue='load'] td.dead").Text);
-        var deadId = Find("#dead-jobs tr.dead-job").GetAttribute("data-job-id");
-        Find($"#dead-jobs button.requeue[data-job-id='{deadId}']").Click();
+        // The tables are redrawn every second, so each read and click happens inside a wait that retries stale elements.
+        HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.CssSelector("#queue-depth tr[data-queue='load'] td.dead")).Text == "4", description: "4 dead in the load queue");
+        var deadId = HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.CssSelector("#dead-jobs tr.dead-job")).GetAttribute("data-job-id"), description: "a dead job's id");
+        HeadlessChromium.WaitUntil(driver, d =>
+        {
+            d.FindElement(By.CssSelector($"#dead-jobs button.requeue[data-job-id='{deadId}']")).Click();
+            return true;
+        }, description: "the requeue click");
         HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("#dead-jobs tr.dead-job")).Count == 3
             && d.FindElements(By.CssSelector($"#dead-jobs tr[data-job-id='{deadId}']")).Count == 0, TimeSpan.FromSeconds(30), "the requeued job to leave the dead jobs");
 
@@ -119,7 +125,7 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
         Assert.Equal("10", result.GetAttribute("data-rejected"));
         Assert.Contains("10 × 429", result.Text, StringComparison.Ordinal);
         Assert.Contains("Retry-After", result.Text, StringComparison.Ordinal);
-        Assert.Contains("RateLimit-Policy \"api\";q=10;w=60", result.Text, StringComparison.Ordinal);
+        Assert.Contains("RateLimit-Policy \"api\";q=10;w=3600", result.Text, StringComparison.Ordinal);
         HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("ratelimit-rejected")).Text == "10", description: "10 rejected on the dashboard");
 
         driver.Manage().Window.Size = new System.Drawing.Size(1400, 1300);

@@ -65,6 +65,7 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
             ["Demo:LoadJobWork"] = "00:00:00",
         });
         using var client = app.Client();
+        await client.SignInAsync("alice");
 
         using var load = await client.PostJsonAsync("/dashboard/load", "{}");
         Assert.Equal(HttpStatusCode.OK, load.StatusCode);
@@ -91,13 +92,20 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
     }
 
     [Fact]
-    public async Task DashboardActions_RefuseBadInputAndCrossSiteForms()
+    public async Task DashboardActions_RefuseAnonymousUsersBadInputAndCrossSiteForms()
     {
         await using var app = DemoApp.Create(Server, redis, Schema, settings: new Dictionary<string, string?> { ["PgQueue:RunWorkers"] = "false" });
         using var client = app.Client();
 
+        using var anonymousLoad = await client.PostJsonAsync("/dashboard/load", "{}");
+        using var anonymousRequeue = await client.PostJsonAsync("/dashboard/requeue", """{"id":1}""");
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymousLoad.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymousRequeue.StatusCode);
+        await client.SignInAsync("bob");
         using var zero = await client.PostJsonAsync("/dashboard/load", """{"count":0}""");
-        using var huge = await client.PostJsonAsync("/dashboard/load", """{"count":100001}""");
+        using var huge = await client.PostJsonAsync("/dashboard/load", """{"count":10001}""");
+        using var bodyless = await client.Http.PostAsync("/dashboard/load", null, CancellationToken);
+        using var emptyForm = await client.Http.PostAsync("/dashboard/load", new FormUrlEncodedContent([]), CancellationToken);
         using var broken = await client.PostJsonAsync("/dashboard/load", """{"count":""");
         using var form = await client.Http.PostAsync("/dashboard/load", new FormUrlEncodedContent([new("count", "5")]), CancellationToken);
         using var requeueForm = await client.Http.PostAsync("/dashboard/requeue", new FormUrlEncodedContent([new("id", "1")]), CancellationToken);
@@ -107,6 +115,8 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
         Assert.Equal(HttpStatusCode.BadRequest, huge.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, form.StatusCode);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, emptyForm.StatusCode);
+        Assert.Contains(bodyless.StatusCode, new[] { HttpStatusCode.BadRequest, HttpStatusCode.UnsupportedMediaType });
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, requeueForm.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Equal(0, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".job"));
@@ -144,10 +154,10 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
     [Fact]
     public void Startup_InvalidDemoSettings_FailsWithAClearError()
     {
-        using var app = DemoApp.Create(Server, redis, Schema, settings: new Dictionary<string, string?> { ["Demo:LoadJobCount"] = "0" });
+        using var app = DemoApp.Create(Server, redis, Schema, settings: new Dictionary<string, string?> { ["Demo:LoadJobCount"] = "10001" });
 
         var error = Assert.ThrowsAny<Exception>(() => app.CreateClient());
 
-        Assert.Contains("Demo settings: LoadJobCount must be 1 to 100000.", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Demo settings: LoadJobCount must be 1 to 10000.", error.ToString(), StringComparison.Ordinal);
     }
 }

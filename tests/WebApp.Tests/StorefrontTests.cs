@@ -58,10 +58,12 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
         Assert.Contains("Earl Grey tea", listing, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task EditingAProduct_RefusesBadInputAndAnonymousUsers_AndChangesNothing()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task EditingAProduct_RefusesBadInputAndAnonymousUsers_AndChangesNothing(string? backend)
     {
-        await using var app = DemoApp.Create(Server, redis, Schema);
+        await using var app = DemoApp.Create(Server, redis, Schema, backend);
         using var client = app.Client();
 
         using var anonymous = await client.PostFormAsync("/products/2", "/products/2/edit", ("name", "Hacked"), ("priceCents", "1"));
@@ -86,10 +88,12 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
         Assert.Equal(1250, await ScalarAsync<int>($"SELECT price_cents FROM \"{Schema}\".shop_product WHERE id = 2"));
     }
 
-    [Fact]
-    public async Task UnknownProduct_Is404_OnThePageAndTheApi()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task UnknownProduct_Is404_OnThePageAndTheApi(string? backend)
     {
-        await using var app = DemoApp.Create(Server, redis, Schema);
+        await using var app = DemoApp.Create(Server, redis, Schema, backend);
         using var client = app.Client();
 
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/products/999")).Status);
@@ -193,8 +197,22 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
         var orderId = body.GetProperty("orderId").GetInt64();
         Assert.Equal(2, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".job WHERE payload->>'orderId' = '{orderId}'"));
 
-        // A line that fails validation (a product that does not exist) stops the order before anything is written.
+        // When enqueueing a job fails inside the transaction (here a trigger refuses it), the order is rolled back too.
+        await ExecuteAsync($"""
+            CREATE FUNCTION "{Schema}".refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'queue refused the job'; END $$;
+            CREATE TRIGGER refuse_job BEFORE INSERT ON "{Schema}".job FOR EACH ROW EXECUTE FUNCTION "{Schema}".refuse_job();
+            """);
         var ordersBefore = await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".shop_order");
+        var failed = await Record.ExceptionAsync(async () =>
+        {
+            using var response = await client.PostJsonAsync("/api/orders", """{"items":[{"productId":2,"quantity":1}]}""");
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        });
+        Assert.True(failed is null || failed.ToString().Contains("queue refused the job", StringComparison.Ordinal), failed?.ToString());
+        Assert.Equal(ordersBefore, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".shop_order"));
+        await ExecuteAsync($"DROP TRIGGER refuse_job ON \"{Schema}\".job");
+
+        // A line that fails validation (a product that does not exist) stops the order before anything is written.
         var jobsBefore = await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".job");
         using var bad = await client.PostJsonAsync("/api/orders", """{"items":[{"productId":2,"quantity":1},{"productId":404,"quantity":1}]}""");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
@@ -202,10 +220,12 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
         Assert.Equal(jobsBefore, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".job"));
     }
 
-    [Fact]
-    public async Task OrdersApi_RefusesAnonymousUsersBadLinesAndBrokenJson()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task OrdersApi_RefusesAnonymousUsersBadLinesAndBrokenJson(string? backend)
     {
-        await using var app = DemoApp.Create(Server, redis, Schema);
+        await using var app = DemoApp.Create(Server, redis, Schema, backend);
         using var client = app.Client();
 
         using var anonymous = await client.PostJsonAsync("/api/orders", """{"items":[{"productId":1,"quantity":1}]}""");
@@ -223,6 +243,6 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
         Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, form.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, tooManyLines.StatusCode);
-        Assert.Equal(0, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".shop_order"));
+        Assert.Equal(0, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".shop_order WHERE user_id = 'bob'"));
     }
 }

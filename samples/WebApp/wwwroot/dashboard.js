@@ -28,6 +28,12 @@
 
   const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 
+  // Figures the server reports as current values (signed-in sessions, queue depth) are charted from the polls seen here.
+  const history = { sessions: [], depth: [], running: [] };
+  const remember = (key, value) => { history[key].push(value); if (history[key].length > 120) history[key].shift(); };
+  const count = (q, state) => q.capped && q[state] >= q.cap ? `≥ ${fmt(q.cap)}` : fmt(q[state]);
+  const requeued = new Set();
+
   async function refresh() {
     try {
       const r = await fetch('/dashboard/data', { headers: { Accept: 'application/json' } });
@@ -48,13 +54,19 @@
       text('jobs-per-second', fmt(last.jobsPerSecond, 1));
       text('job-wait-p50', last.jobWaitP50Ms === null || last.jobWaitP50Ms === undefined ? '–' : `${fmt(last.jobWaitP50Ms, 1)} ms`);
       const s = d.series;
+      remember('sessions', d.signedInSessions);
+      remember('depth', d.queues.reduce((sum, q) => sum + q.available + q.scheduled, 0));
+      remember('running', d.queues.reduce((sum, q) => sum + q.running, 0));
       chart('chart-cache-ops', [s.map(p => p.cacheOpsPerSecond)], 'cache ops/s');
+      chart('chart-cache-hits', [s.map(p => p.cacheHitRatio === null ? null : 100 * p.cacheHitRatio)], 'hit ratio % per s');
+      chart('chart-sessions', [history.sessions], 'signed-in sessions');
+      chart('chart-depth', [history.depth, history.running], 'waiting / running jobs', true);
       chart('chart-session-loads', [s.map(p => p.sessionLoadsPerSecond)], 'session loads/s');
       chart('chart-ratelimit', [s.map(p => p.acceptedPerSecond), s.map(p => p.rejectedPerSecond)], 'accepted / rejected per s', true);
       chart('chart-jobs', [s.map(p => p.jobsPerSecond)], 'jobs/s');
       chart('chart-wait', [s.map(p => p.jobWaitP50Ms)], 'enqueue→start p50 ms');
-      rows('queue-depth', d.queues, q => `<tr data-queue="${esc(q.queue)}"><td>${esc(q.queue)}</td><td class="available">${fmt(q.available)}</td><td class="scheduled">${fmt(q.scheduled)}</td><td class="running">${fmt(q.running)}</td><td class="dead">${fmt(q.dead)}</td></tr>`);
-      rows('dead-jobs', d.dead, j => `<tr class="dead-job" data-job-id="${j.id}"><td>${j.id}</td><td>${esc(j.queue)}</td><td>${esc(j.kind)}</td><td>${j.attempts}</td><td>${esc(j.error)}</td><td><button type="button" class="requeue" data-job-id="${j.id}">Requeue</button></td></tr>`);
+      rows('queue-depth', d.queues, q => `<tr data-queue="${esc(q.queue)}"><td>${esc(q.queue)}</td><td class="available">${count(q, 'available')}</td><td class="scheduled">${count(q, 'scheduled')}</td><td class="running">${count(q, 'running')}</td><td class="dead">${count(q, 'dead')}</td></tr>`);
+      rows('dead-jobs', d.dead, j => `<tr class="dead-job" data-job-id="${j.id}"><td>${j.id}</td><td>${esc(j.queue)}</td><td>${esc(j.kind)}</td><td>${j.attempts}</td><td>${esc(j.error)}</td><td><button type="button" class="requeue" data-job-id="${j.id}"${requeued.has(String(j.id)) ? ' disabled' : ''}>Requeue</button></td></tr>`);
       rows('recent-orders', d.orders, o => `<tr data-order-id="${o.id}"><td>${o.id}</td><td>${esc(o.user)}</td><td>${esc(o.total)}</td><td class="confirmed ${o.confirmed ? 'done' : 'pending'}">${o.confirmed ? 'done' : 'pending'}</td><td class="invoiced ${o.invoiced ? 'done' : 'pending'}">${o.invoiced ? 'done' : 'pending'}</td></tr>`);
       text('updated-at', new Date(d.updatedAt).toLocaleTimeString('en-GB'));
     } catch (e) {
@@ -62,20 +74,31 @@
     }
   }
 
-  const post = (url, body) => fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  // Posts JSON and returns { ok, body }; a reply that is not JSON (a 429 or 500 page) becomes { error: status text }.
+  async function post(url, body) {
+    const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    let d;
+    try { d = await r.json(); } catch { d = { error: `HTTP ${r.status}` }; }
+    return { ok: r.ok, body: d };
+  }
 
-  $('load').addEventListener('click', async () => {
-    const r = await post('/dashboard/load', {});
-    const d = await r.json();
-    text('load-result', r.ok ? `${fmt(d.enqueued)} enqueued` : d.error);
+  $('load').addEventListener('click', async e => {
+    e.target.disabled = true;
+    try {
+      const r = await post('/dashboard/load', {});
+      text('load-result', r.ok ? `${fmt(r.body.enqueued)} enqueued` : r.body.error);
+    } finally {
+      e.target.disabled = false;
+    }
   });
 
   $('dead-jobs').addEventListener('click', async e => {
     const id = e.target.dataset && e.target.dataset.jobId;
-    if (!id) return;
+    if (!id || requeued.has(id)) return;
+    requeued.add(id);
     e.target.disabled = true;
-    await post('/dashboard/requeue', { id: Number(id) });
-    refresh();
+    const r = await post('/dashboard/requeue', { id: Number(id) });
+    if (!r.ok) text('load-result', r.body.error);
   });
 
   $('api-burst').addEventListener('click', async e => {
@@ -94,9 +117,11 @@
     el.dataset.accepted = counts[200] || 0;
     el.textContent = Object.entries(counts).map(([s, c]) => `${c} × ${s}`).join(', ')
       + (rejected ? `. First 429: Retry-After ${rejected.retryAfter} s, RateLimit ${rejected.rateLimit}, RateLimit-Policy ${rejected.policy}` : '');
-    refresh();
   });
 
-  refresh();
-  setInterval(refresh, 1000);
+  // One poll at a time: the next starts a second after the last one ended, so slow replies never pile up.
+  (async function poll() {
+    await refresh();
+    setTimeout(poll, 1000);
+  })();
 })();
