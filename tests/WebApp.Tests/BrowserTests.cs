@@ -47,7 +47,7 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
             ["Demo:ApiWindow"] = "01:00:00", // windows are aligned to the clock: an hour keeps a boundary out of the test
             ["Demo:LoadJobCount"] = "400",
             ["Demo:FlakyEvery"] = "100",
-            ["Demo:LoadJobWork"] = "00:00:00.002",
+            ["Demo:LoadJobWork"] = "00:00:00.030", // about 2 s of work for 8 workers: the charts see the queue drain
             ["Logging:LogLevel:Default"] = "Warning",
         });
         using var chromium = HeadlessChromium.Start();
@@ -128,8 +128,11 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
         Assert.Contains("RateLimit-Policy \"api\";q=10;w=3600", result.Text, StringComparison.Ordinal);
         HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("ratelimit-rejected")).Text == "10", description: "10 rejected on the dashboard");
 
+        // A second load while the dashboard stays open, so its charts show the queue filling and draining.
         driver.Manage().Window.Size = new System.Drawing.Size(1400, 1300);
-        await Task.Delay(1500, CancellationToken); // one more refresh at the new size
+        Find("#load").Click();
+        HeadlessChromium.WaitUntil(driver, d => d.FindElements(By.CssSelector("#dead-jobs tr.dead-job")).Count == 7, TimeSpan.FromSeconds(45), "7 dead jobs after the second load");
+        await Task.Delay(2500, CancellationToken); // a couple more refreshes for the charts
         var screenshot = HeadlessChromium.SaveScreenshot(driver, $"dashboard-{backend.ToLowerInvariant()}.png");
         Assert.True(new FileInfo(screenshot).Length > 10_000, $"{screenshot} is a real screenshot");
     }
