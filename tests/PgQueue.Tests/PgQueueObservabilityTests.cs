@@ -74,18 +74,21 @@ public sealed class PgQueueObservabilityTests(PostgresServer server) : IAsyncLif
         await _host.StartAsync(Ct);
 
         ActivityTraceId traceId;
+        long jobId;
         using (var request = source.StartActivity("request"))
         {
             Assert.NotNull(request);
             traceId = request.TraceId;
-            await _host.Services.GetRequiredService<IJobQueue>().EnqueueAsync(new Work("traced"), cancellationToken: Ct);
+            jobId = (await _host.Services.GetRequiredService<IJobQueue>().EnqueueAsync(new Work("traced"), cancellationToken: Ct)).Id!.Value;
         }
 
-        await QueueTestHost.WaitUntilAsync(() => { lock (stopped) { return stopped.Any(a => a.Source.Name == "PgQueue"); } }, "the job's activity ends");
+        // The listener hears every PgQueue activity in the process (other test classes run workers in parallel): pick ours by id.
+        bool Ours(Activity a) => a.Source.Name == "PgQueue" && a.GetTagItem("pgqueue.job.id") is long id && id == jobId;
+        await QueueTestHost.WaitUntilAsync(() => { lock (stopped) { return stopped.Any(Ours); } }, "the job's activity ends");
         Activity job;
         lock (stopped)
         {
-            job = stopped.Single(a => a.Source.Name == "PgQueue");
+            job = stopped.Single(Ours);
         }
 
         Assert.Equal(traceId, job.TraceId);
