@@ -69,7 +69,7 @@ builder.Services.AddAntiforgery();
 // The Data Protection key ring (it protects the session and antiforgery cookies) lives in PostgreSQL, so every instance
 // reads every cookie.
 builder.Services.AddDataProtection().PersistKeysToPgFirst();
-var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]).AddPgQueue(tags: ["ready"]);
+var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]).AddPgRateLimit(tags: ["ready"]).AddPgQueue(tags: ["ready"]);
 if (pgFirstOptions.UsesRedis)
 {
     var redis = builder.Configuration.GetConnectionString("Redis");

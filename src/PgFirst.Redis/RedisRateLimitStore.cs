@@ -82,6 +82,14 @@ public sealed class RedisRateLimitStore : IPgRateLimitStore
         return new PgRateLimitDecision((long)result[0] == 1, (long)result[1], TimeSpan.FromMicroseconds((long)result[2]));
     }
 
+    /// <inheritdoc />
+    /// <exception cref="RedisException">Redis is unreachable or timed out.</exception>
+    public async ValueTask PingAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        await _connection.GetDatabase().PingAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     // The limiter id's length comes first, so limiter "a" with partition "b:k" and limiter "a:b" with partition "k"
     // never share a counter.
     private RedisKey Key(string limiterId, string partitionKey) =>

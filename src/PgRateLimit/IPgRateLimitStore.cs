@@ -32,4 +32,13 @@ public interface IPgRateLimitStore
     /// <param name="cancellationToken">The token to cancel the decision.</param>
     /// <returns>The decision.</returns>
     ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Checks that the store answers and holds what decisions need (on PostgreSQL, the counter table), without counting
+    /// anything. Used by <see cref="PgRateLimitHealthCheck"/>.
+    /// </summary>
+    /// <param name="cancellationToken">The token to cancel the check.</param>
+    /// <returns>A task that completes when the store has answered.</returns>
+    /// <exception cref="PgFirst.Core.PgFirstSchemaException">The schema is missing or out of date (PostgreSQL).</exception>
+    ValueTask PingAsync(CancellationToken cancellationToken);
 }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PgFirst.Core;
@@ -61,6 +62,30 @@ public static class PgRateLimitServiceCollectionExtensions
             new PgRateLimitMetrics(sp.GetService<IMeterFactory>()),
             sp.GetService<ILoggerFactory>()));
         return services;
+    }
+
+    /// <summary>
+    /// Adds a health check that asks the rate-limit store, on its configured backend, to answer without counting
+    /// anything: on PostgreSQL it reads the counter table (so a missing schema is reported), on Redis it pings. Needs
+    /// <see cref="AddPgRateLimiting"/>.
+    /// </summary>
+    /// <param name="builder">The health checks builder.</param>
+    /// <param name="name">The check's name.</param>
+    /// <param name="failureStatus">The status reported on failure; <see langword="null"/> for unhealthy.</param>
+    /// <param name="tags">Tags, e.g. <c>ready</c>.</param>
+    /// <returns>The builder.</returns>
+    public static IHealthChecksBuilder AddPgRateLimit(
+        this IHealthChecksBuilder builder,
+        string name = "pgratelimit",
+        HealthStatus? failureStatus = null,
+        IEnumerable<string>? tags = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.Add(new HealthCheckRegistration(
+            name,
+            sp => new PgRateLimitHealthCheck(sp.GetRequiredService<IPgRateLimitStore>()),
+            failureStatus,
+            tags));
     }
 
     /// <summary>

@@ -13,6 +13,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
     private readonly string _sql;
+    private readonly string _pingSql;
 
     /// <summary>
     /// Initializes a new instance of the <see cref="PostgresRateLimitStore"/> class. Does no I/O.
@@ -25,7 +26,9 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         ArgumentException.ThrowIfNullOrEmpty(schemaName);
         _dataSource = dataSource;
         _schemaName = schemaName;
-        _sql = $"SELECT acquired, hits, retry_after FROM \"{schemaName.Replace("\"", "\"\"", StringComparison.Ordinal)}\".ratelimit_acquire($1, $2, $3, $4, $5, $6)";
+        var schema = "\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        _sql = $"SELECT acquired, hits, retry_after FROM {schema}.ratelimit_acquire($1, $2, $3, $4, $5, $6)";
+        _pingSql = $"SELECT NULL::integer FROM {schema}.rate_limit_counter LIMIT 0";
     }
 
     /// <summary>Gets the schema module (<c>sql/pgratelimit</c>) with an UNLOGGED table.</summary>
@@ -77,6 +80,23 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             var count = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? 0 : reader.GetInt64(1);
             var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
             return new PgRateLimitDecision(reader.GetBoolean(0), count, remaining);
+        }
+        catch (PostgresException ex) when (PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName) is { } schemaError)
+        {
+            throw schemaError;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask PingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(_pingSql, connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName) is { } schemaError)
         {

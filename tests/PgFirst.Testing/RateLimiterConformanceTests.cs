@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using PgRateLimit;
 using Xunit;
 
@@ -253,6 +254,46 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task HealthCheck_HealthyOnALiveStore_CountsNothing_AndUnhealthyWhenTheStoreIsDown()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddPgFirst(o => o.Maintenance.Enabled = false);
+        builder.Services.AddPgRateLimiting();
+        builder.Services.Replace(ServiceDescriptor.Singleton(CreateStore()));
+        builder.Services.AddHealthChecks().AddPgRateLimit(tags: ["ready"]);
+        await using var app = builder.Build();
+        var health = app.Services.GetRequiredService<HealthCheckService>();
+
+        var reports = new List<HealthReport>();
+        for (var i = 0; i < 3; i++)
+        {
+            reports.Add(await health.CheckHealthAsync(CancellationToken));
+        }
+
+        Assert.All(reports, r => Assert.Equal(HealthStatus.Healthy, r.Entries["pgratelimit"].Status));
+        Assert.Equal(["ready"], reports[0].Entries["pgratelimit"].Tags);
+        // A partition with one permit still has it: the checks counted nothing.
+        using var limiter = new PgFixedWindowRateLimiter(app.Services.GetRequiredService<IPgRateLimitStore>(), "health", "k", Policy(1, Day));
+        using var lease = await limiter.AcquireAsync(1, CancellationToken);
+        Assert.True(lease.IsAcquired);
+
+        var (host, port) = ServerEndpoint;
+        await using var proxy = new TcpProxy(host, port);
+        proxy.GoDown();
+        var down = new PgRateLimitHealthCheck(CreateStoreThrough(proxy));
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(20));
+        var registration = new HealthCheckRegistration("pgratelimit", down, HealthStatus.Degraded, null);
+
+        var result = await down.CheckHealthAsync(new HealthCheckContext { Registration = registration }, timeout.Token);
+
+        Assert.Equal(HealthStatus.Degraded, result.Status);
+        Assert.NotNull(result.Exception);
+        Assert.Contains("rate-limit store", result.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Middleware_OverTheLimit_Answers429WithRetryAfterAndRateLimitHeaders()
     {
         var builder = WebApplication.CreateBuilder();
@@ -315,5 +356,7 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
             Interlocked.Increment(ref _calls);
             return inner.AcquireAsync(request, cancellationToken);
         }
+
+        public ValueTask PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using PgFirst.Testing;
 using PgRateLimit.Internal;
@@ -49,6 +50,23 @@ public class PostgresRateLimitStoreTests(PostgresServer server) : PostgresTest(s
             async () => await store.AcquireAsync(new PgRateLimitRequest("api", "k", 1, 1, TimeSpan.FromMinutes(1), false), CancellationToken));
 
         Assert.Contains("sql/pgratelimit/001_rate_limit_counter.sql", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HealthCheck_SchemaMissing_IsUnhealthyNamingTheScript_AndHealthyOnceApplied()
+    {
+        var check = new PgRateLimitHealthCheck(new PostgresRateLimitStore(DataSource, Schema));
+        var context = new HealthCheckContext { Registration = new HealthCheckRegistration("pgratelimit", check, null, null) };
+
+        var missing = await check.CheckHealthAsync(context, CancellationToken);
+        await InstallAsync();
+        var applied = await check.CheckHealthAsync(context, CancellationToken);
+
+        Assert.Equal(HealthStatus.Unhealthy, missing.Status);
+        Assert.IsType<PgFirstSchemaException>(missing.Exception);
+        Assert.Contains("sql/pgratelimit/001_rate_limit_counter.sql", missing.Description, StringComparison.Ordinal);
+        Assert.Equal(HealthStatus.Healthy, applied.Status);
+        Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".rate_limit_counter"));
     }
 
     [Fact]

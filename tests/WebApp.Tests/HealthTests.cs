@@ -38,6 +38,8 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
         Assert.True(await RelationExistsAsync("session"));
         Assert.True(await RelationExistsAsync("data_protection_key"));
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgsessions").GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgratelimit").GetProperty("status").GetString());
+        Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgqueue").GetProperty("status").GetString());
     }
 
     [Fact]
@@ -52,6 +54,7 @@ public class HealthTests(PostgresServer postgres, RedisServer redis) : PostgresT
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("redis").GetProperty("status").GetString());
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("pgcache").GetProperty("status").GetString());
         Assert.Equal("Healthy", body.GetProperty("checks").GetProperty("postgresql").GetProperty("status").GetString());
+        Assert.Contains("RedisRateLimitStore", body.GetProperty("checks").GetProperty("pgratelimit").GetProperty("description").GetString(), StringComparison.Ordinal);
         var home = await client.GetStringAsync("/", CancellationToken);
         Assert.Contains("<td id=\"backend-cache\">Redis</td>", home, StringComparison.Ordinal);
     }
