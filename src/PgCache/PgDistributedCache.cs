@@ -566,7 +566,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
         public PgCacheOptions Options { get; } = options;
 
-        public PgCacheSql Sql { get; } = new("\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"");
+        public PgCacheSql Sql { get; } = new(PgSqlIdentifier.Quote(schemaName));
 
         public TimeProvider Time { get; } = timeProvider;
 

@@ -77,7 +77,7 @@ public sealed partial class PgMaintenanceRunner : BackgroundService
         _timeProvider = timeProvider;
         _metrics = new PgFirstCoreMetrics(meterFactory);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _stateTable = PgIdentifier.Quote(options.SchemaName) + ".maintenance_state";
+        _stateTable = PgSqlIdentifier.Quote(options.SchemaName) + ".maintenance_state";
     }
 
     /// <summary>Gets the registered tasks.</summary>
@@ -182,7 +182,7 @@ public sealed partial class PgMaintenanceRunner : BackgroundService
             long removed = 0;
             var batches = 0;
             var cleanup = new NpgsqlCommand(
-                $"SELECT {PgIdentifier.Quote(_options.SchemaName)}.{PgIdentifier.Quote(task.FunctionName)}(@batch_size, @now)",
+                $"SELECT {PgSqlIdentifier.Quote(_options.SchemaName)}.{PgSqlIdentifier.Quote(task.FunctionName)}(@batch_size, @now)",
                 connection,
                 transaction);
             await using (cleanup.ConfigureAwait(false))

@@ -97,7 +97,7 @@ public sealed partial class PgSchemaInstaller
             sql.Append("\n-- ").Append(script.SourcePath).Append('\n')
                 .Append(script.Render(SchemaName).TrimEnd()).Append('\n')
                 .Append(CultureInfo.InvariantCulture, $"""
-                    INSERT INTO {PgIdentifier.Quote(SchemaName)}.schema_version (module, version, script, checksum)
+                    INSERT INTO {PgSqlIdentifier.Quote(SchemaName)}.schema_version (module, version, script, checksum)
                     VALUES ({Literal(script.Module)}, {script.Version}, {Literal(script.FileName)}, {Literal(script.Checksum)})
                     ON CONFLICT (module, version) DO NOTHING;
 
@@ -159,7 +159,7 @@ public sealed partial class PgSchemaInstaller
 
                 var record = new NpgsqlCommand(
                     $"""
-                    INSERT INTO {PgIdentifier.Quote(SchemaName)}.schema_version (module, version, script, checksum)
+                    INSERT INTO {PgSqlIdentifier.Quote(SchemaName)}.schema_version (module, version, script, checksum)
                     VALUES (@module, @version, @script, @checksum)
                     """,
                     connection,
@@ -245,7 +245,7 @@ public sealed partial class PgSchemaInstaller
         var exists = new NpgsqlCommand("SELECT to_regclass(@table) IS NOT NULL", connection, transaction);
         await using (exists.ConfigureAwait(false))
         {
-            exists.Parameters.Add(new NpgsqlParameter<string>("table", PgIdentifier.Quote(SchemaName) + ".schema_version"));
+            exists.Parameters.Add(new NpgsqlParameter<string>("table", PgSqlIdentifier.Quote(SchemaName) + ".schema_version"));
             if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
             {
                 return versions;
@@ -253,7 +253,7 @@ public sealed partial class PgSchemaInstaller
         }
 
         var command = new NpgsqlCommand(
-            $"SELECT module, version, checksum FROM {PgIdentifier.Quote(SchemaName)}.schema_version", connection, transaction);
+            $"SELECT module, version, checksum FROM {PgSqlIdentifier.Quote(SchemaName)}.schema_version", connection, transaction);
         await using var commandScope = command.ConfigureAwait(false);
         var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using var readerScope = reader.ConfigureAwait(false);

@@ -54,7 +54,7 @@ public sealed class PgSchemaScript
             sql = sql.Replace(token, value, StringComparison.Ordinal);
         }
 
-        return sql.Replace("{schema}", Internal.PgIdentifier.Quote(schemaName), StringComparison.Ordinal);
+        return sql.Replace("{schema}", PgSqlIdentifier.Quote(schemaName), StringComparison.Ordinal);
     }
 
     internal PgSchemaScript WithTokens(IReadOnlyDictionary<string, string> tokens) =>

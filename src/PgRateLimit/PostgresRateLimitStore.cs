@@ -26,7 +26,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         ArgumentException.ThrowIfNullOrEmpty(schemaName);
         _dataSource = dataSource;
         _schemaName = schemaName;
-        var schema = "\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        var schema = PgSqlIdentifier.Quote(schemaName);
         _sql = $"SELECT acquired, hits, retry_after FROM {schema}.ratelimit_acquire($1, $2, $3, $4, $5, $6)";
         _pingSql = $"SELECT NULL::integer FROM {schema}.rate_limit_counter LIMIT 0";
     }

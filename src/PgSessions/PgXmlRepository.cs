@@ -35,7 +35,7 @@ public sealed class PgXmlRepository : IXmlRepository
         ArgumentException.ThrowIfNullOrEmpty(schemaName);
         _dataSource = dataSource;
         _schemaName = schemaName;
-        var schema = "\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        var schema = PgSqlIdentifier.Quote(schemaName);
         _select = $"SELECT xml FROM {schema}.data_protection_key ORDER BY id";
         _insert = $"INSERT INTO {schema}.data_protection_key (friendly_name, xml) VALUES ($1, $2)";
     }

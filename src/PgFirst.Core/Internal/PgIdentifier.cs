@@ -9,8 +9,6 @@ internal static partial class PgIdentifier
 
     public static bool IsValidSchemaName(string? name) => name is not null && SchemaNameRegex().IsMatch(name);
 
-    public static string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
-
     [GeneratedRegex(SchemaNamePattern, RegexOptions.CultureInvariant)]
     private static partial Regex SchemaNameRegex();
 }

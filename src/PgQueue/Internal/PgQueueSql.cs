@@ -1,9 +1,11 @@
+using PgFirst.Core;
+
 namespace PgQueue.Internal;
 
 // The runtime statements, rendered once per schema. Values are always parameters.
 internal sealed class PgQueueSql(string schemaName)
 {
-    private readonly string _schema = "\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    private readonly string _schema = PgSqlIdentifier.Quote(schemaName);
 
     public const string FinishedColumns = "id, queue, state, priority, attempt, max_attempts, lease, kind, payload, unique_key, enqueued_at, claimed_at, finished_at, delete_after, trace_parent, errors";
 

@@ -1,9 +1,11 @@
+using PgFirst.Core;
+
 namespace PgSessions.Internal;
 
 // The runtime statements, rendered once per schema. Values are always parameters.
 internal sealed class PgSessionsSql(string schemaName)
 {
-    private readonly string _schema = "\"" + schemaName.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+    private readonly string _schema = PgSqlIdentifier.Quote(schemaName);
 
     public const string Columns = "key_hash, session_id, tenant_id, user_id, created_at, last_seen_at, idle_timeout, absolute_expires_at, version, data, client_ip, user_agent";
 
