@@ -231,11 +231,11 @@ forms.MapPost("/signin", async (HttpContext context, [FromForm] string? user, [F
     return SeeOther(LocalUrl(returnUrl));
 }).RequireRateLimiting("signin");
 
-forms.MapPost("/signout", async (HttpContext context) =>
+// Signing out ends the session on the server: its row (or Redis keys) goes now, not at the idle timeout, and the
+// cookie now names no session, so the next request starts a fresh one that is stored only if something is written.
+forms.MapPost("/signout", async (HttpContext context, PgSessionManager sessions) =>
 {
-    context.Session.Clear();
-    await context.Session.BindUserAsync(null, context.RequestAborted);
-    await context.Session.RegenerateIdAsync(context.RequestAborted);
+    await sessions.RevokeAsync(context.Session.Id, context.RequestAborted);
     return SeeOther("/");
 });
 

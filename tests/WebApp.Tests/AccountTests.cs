@@ -147,6 +147,27 @@ public partial class AccountTests(PostgresServer postgres, RedisServer redis) : 
         Assert.Equal(HttpStatusCode.Redirect, signedOut.StatusCode);
         Assert.Null(await client.SignedInUserAsync());
         Assert.Equal(HttpStatusCode.Redirect, (await client.GetAsync("/account/sessions")).Status);
+        // Signing out removed the session from the store at once; the pages since wrote nothing, so none was stored.
+        Assert.Equal(0, await StoredSessionCountAsync(backend));
+    }
+
+    private async Task<long> StoredSessionCountAsync(string? backend)
+    {
+        if (backend == "Redis")
+        {
+            var count = 0;
+            foreach (var endpoint in redis.Connection.GetEndPoints())
+            {
+                await foreach (var _ in redis.Connection.GetServer(endpoint).KeysAsync(pattern: Schema + ":s:*"))
+                {
+                    count++;
+                }
+            }
+
+            return count;
+        }
+
+        return await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".session");
     }
 
     [Theory]
