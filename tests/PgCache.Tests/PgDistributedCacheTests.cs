@@ -71,6 +71,34 @@ public class PgDistributedCacheTests(PostgresServer server) : PostgresTest(serve
     }
 
     [Fact]
+    public async Task GetManyAsync_WritesOnlySlidingHitsThatAreDue_OncePerRefreshStep()
+    {
+        var cache = await CreateAsync(new PgCacheOptions { SlidingRefreshGranularity = TimeSpan.FromMinutes(1) });
+        await cache.SetAsync("sliding", [1], new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(20) }, CancellationToken);
+        await cache.SetAsync("fixed", [2], new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) }, CancellationToken);
+        var sliding = await RowVersionAsync("sliding");
+        var fixedVersion = await RowVersionAsync("fixed");
+
+        for (var i = 0; i < 10; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(5));
+            Assert.Equal(2, (await cache.GetManyAsync(["sliding", "fixed"], CancellationToken)).Count);
+        }
+
+        Assert.Equal(sliding, await RowVersionAsync("sliding"));
+        _time.Advance(TimeSpan.FromSeconds(15));
+        await cache.GetManyAsync(["sliding", "fixed", "missing"], CancellationToken);
+        var slid = await RowVersionAsync("sliding");
+        Assert.NotEqual(sliding, slid);
+        await cache.GetManyAsync(["sliding", "fixed"], CancellationToken);
+        Assert.Equal(slid, await RowVersionAsync("sliding"));
+        Assert.Equal(fixedVersion, await RowVersionAsync("fixed"));
+        Assert.Equal(
+            _time.GetUtcNow() + TimeSpan.FromMinutes(20),
+            await ScalarAsync<DateTime>($"SELECT expires_at FROM \"{Schema}\".cache_entry WHERE key = 'sliding'"));
+    }
+
+    [Fact]
     public async Task Durability_DefaultIsUnlogged_LoggedOnRequest()
     {
         await CreateAsync();

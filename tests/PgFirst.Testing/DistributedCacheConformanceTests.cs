@@ -183,6 +183,30 @@ public abstract class DistributedCacheConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GetManyAsync_SlidesEachSlidingHit_NeverPastItsAbsoluteExpiration()
+    {
+        var sliding = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(5) };
+        await Cache.SetAsync("a", [1], sliding, CancellationToken);
+        await Cache.SetAsync("b", [2], sliding, CancellationToken);
+        await Cache.SetAsync("capped", [3], new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(5), AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(7) }, CancellationToken);
+        await Cache.SetAsync("fixed", [4], new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(9) }, CancellationToken);
+
+        // Read every 4 minutes by GetMany only: without a slide each sliding entry would be gone after 5.
+        for (var i = 0; i < 2; i++)
+        {
+            Time.Advance(TimeSpan.FromMinutes(4));
+            var found = await Cache.GetManyAsync(["a", "b", "capped", "fixed"], CancellationToken);
+            Assert.Equal(i == 0 ? ["a", "b", "capped", "fixed"] : ["a", "b", "fixed"], found.Keys.Order(StringComparer.Ordinal));
+            Assert.Equal([1], found["a"]);
+        }
+
+        Time.Advance(TimeSpan.FromMinutes(4));
+        Assert.Equal(["a", "b"], (await Cache.GetManyAsync(["a", "b", "capped", "fixed"], CancellationToken)).Keys.Order(StringComparer.Ordinal));
+        Time.Advance(TimeSpan.FromMinutes(5));
+        Assert.Empty(await Cache.GetManyAsync(["a", "b"], CancellationToken));
+    }
+
+    [Fact]
     public async Task SlidingExpiration_NeverOutlivesTheAbsoluteExpiration()
     {
         await Cache.SetAsync(
