@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using PgFirst.Core;
 
 namespace PgQueue;
 
@@ -18,17 +19,6 @@ public sealed class PgQueueHealthCheck : IHealthCheck
     }
 
     /// <inheritdoc />
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        try
-        {
-            await _backend.PingAsync(cancellationToken).ConfigureAwait(false);
-            return HealthCheckResult.Healthy($"The {_backend.Name} job store answers.");
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return new HealthCheckResult(context.Registration.FailureStatus, $"The {_backend.Name} job store does not answer: {ex.Message}", ex);
-        }
-    }
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        PgStoreProbe.CheckAsync(context, $"{_backend.Name} job store", _backend.PingAsync, cancellationToken);
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using PgFirst.Core;
 
 namespace PgRateLimit;
 
@@ -21,17 +22,6 @@ public sealed class PgRateLimitHealthCheck : IHealthCheck
     }
 
     /// <inheritdoc />
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        try
-        {
-            await _store.PingAsync(cancellationToken).ConfigureAwait(false);
-            return HealthCheckResult.Healthy($"The rate-limit store ({_store.GetType().Name}) answers.");
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return new HealthCheckResult(context.Registration.FailureStatus, $"The rate-limit store ({_store.GetType().Name}) failed: {ex.Message}", ex);
-        }
-    }
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        PgStoreProbe.CheckAsync(context, $"rate-limit store ({_store.GetType().Name})", _store.PingAsync, cancellationToken);
 }

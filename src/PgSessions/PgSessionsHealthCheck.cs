@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using PgFirst.Core;
 
 namespace PgSessions;
 
@@ -20,17 +21,6 @@ public sealed class PgSessionsHealthCheck : IHealthCheck
     }
 
     /// <inheritdoc />
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        try
-        {
-            await _backend.PingAsync(cancellationToken).ConfigureAwait(false);
-            return HealthCheckResult.Healthy($"The session store ({_backend.GetType().Name}) answers.");
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return new HealthCheckResult(context.Registration.FailureStatus, $"The session store ({_backend.GetType().Name}) failed: {ex.Message}", ex);
-        }
-    }
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        PgStoreProbe.CheckAsync(context, $"session store ({_backend.GetType().Name})", _backend.PingAsync, cancellationToken);
 }
