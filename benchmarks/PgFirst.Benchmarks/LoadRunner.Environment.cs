@@ -48,7 +48,7 @@ internal static partial class LoadRunner
                 : string.Create(CultureInfo.InvariantCulture, $"{rounds}, interleaved (every step once, then again); each figure is the round with the median ops/s (median p50 for the enqueue→start latency, whose rate the producer sets), with that round's percentiles")),
             new("data source", "a fresh NpgsqlDataSource per step, default settings (pool up to 100, reset on close), every statement prepared; raw baselines use the same settings"),
             new("cache", string.Create(CultureInfo.InvariantCulture, $"{Keys:N0} keys of 1 KiB, UNLOGGED table (PgCache default); keys cycle through the key space")),
-            new("rate limit", "1,000 partitions, window 1 h, limit never reached (every decision is a round trip)"),
+            new("rate limit", "1,000 partitions, window 1 h, limit never reached (every decision is a round trip); policy Timeout 5 s, so every decision counted is one the store made (one that was not is reported as a warning)"),
             new("sessions", string.Create(CultureInfo.InvariantCulture, $"{Sessions:N0} sessions, each a 1 KiB cart; LOGGED table; touch interval {TouchInterval.TotalMinutes:0} min, sessions created just before the session steps, so no load in them writes a touch")),
             new("Redis", "StackExchange.Redis, one multiplexer per step; server without persistence (--save \"\" --appendonly no) as ./pgfirst starts it"),
             new("queue scenarios", "batch scenarios: each runs once per round instead of once per concurrency; ops/s are jobs/s, callers are workers (the bulk enqueue: 1 caller); “no latency” where a batch is timed as a whole"),

@@ -35,6 +35,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     private readonly PgRateLimitMetrics _metrics;
     private readonly bool _ownsMetrics;
     private readonly ILogger _logger;
+    private readonly OverdueStoreCalls _overdue;
 
     // What this instance last learned about the current window: when it ends (monotonic clock) and its count. Other
     // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
@@ -83,6 +84,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         _ownsMetrics = metrics is null;
         _metrics = metrics ?? new PgRateLimitMetrics(null);
         _logger = logger ?? NullLogger.Instance;
+        _overdue = OverdueStoreCalls.For(store);
     }
 
     /// <inheritdoc />
@@ -135,6 +137,14 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             return Acquired(CurrentWindow()?.Count ?? 0);
         }
 
+        if (_overdue.Count >= _options.MaxOverdueStoreCalls)
+        {
+            // The store is already slower than the timeout: one more call would only slow it further.
+            return Degraded(new TimeoutException(
+                $"{_overdue.Count} earlier decisions are still running on the store past their timeout " +
+                $"(MaxOverdueStoreCalls = {_options.MaxOverdueStoreCalls}); this decision did not ask the store."));
+        }
+
         Interlocked.Increment(ref _inFlight);
         var started = Stopwatch.GetTimestamp();
         try
@@ -142,15 +152,23 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             // The timeout bounds how long this request waits, not the statement: a late decision finishes on its own
             // and returns its connection to the pool. Cancelling it instead would make the driver send a cancel request
             // on a new connection for every late decision, which under load turns a slow store into a stalled one.
+            // Late calls are counted until they end, and MaxOverdueStoreCalls caps them.
             var pending = _store.AcquireAsync(
                 new PgRateLimitRequest(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
                 cancellationToken);
             PgRateLimitDecision decision;
+            Task<PgRateLimitDecision>? call = null;
             try
             {
-                decision = pending.IsCompletedSuccessfully
-                    ? await pending.ConfigureAwait(false)
-                    : await pending.AsTask().WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
+                if (pending.IsCompletedSuccessfully)
+                {
+                    decision = await pending.ConfigureAwait(false);
+                }
+                else
+                {
+                    call = pending.AsTask();
+                    decision = await call.WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -158,6 +176,11 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             }
             catch (Exception ex) when (IsStoreFailure(ex))
             {
+                if (ex is TimeoutException && call is { IsCompleted: false })
+                {
+                    _overdue.Track(call);
+                }
+
                 return Degraded(ex);
             }
 

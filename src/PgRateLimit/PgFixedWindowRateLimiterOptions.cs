@@ -45,6 +45,19 @@ public sealed class PgFixedWindowRateLimiterOptions
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
+    /// Gets or sets how many decisions that outlived <see cref="Timeout"/> may still be running on the store before this
+    /// policy's decisions stop asking it and apply <see cref="FailureMode"/> at once, until those calls finish.
+    /// </summary>
+    /// <remarks>
+    /// A decision that times out is not cancelled: its statement finishes on its own and returns its connection, because
+    /// a cancel costs the server a new connection each. But its caller moves on, so without this cap a store slower than
+    /// the timeout would receive more calls than there are requests, which slows it further. The count is shared by
+    /// every policy on the same store instance.
+    /// </remarks>
+    /// <value>The default is 8. Must be between 1 and 10,000.</value>
+    public int MaxOverdueStoreCalls { get; set; } = 8;
+
+    /// <summary>
     /// Gets or sets what happens when the store fails or times out.
     /// </summary>
     /// <value>The default is <see cref="PgRateLimitFailureMode.FailOpen"/>.</value>
@@ -83,6 +96,11 @@ public sealed class PgFixedWindowRateLimiterOptions
         if (Timeout < TimeSpan.FromMilliseconds(1) || Timeout > TimeSpan.FromSeconds(30))
         {
             failures.Add($"Timeout must be between 1 ms and 30 s (was {Timeout})");
+        }
+
+        if (MaxOverdueStoreCalls is < 1 or > 10_000)
+        {
+            failures.Add($"MaxOverdueStoreCalls must be between 1 and 10000 (was {MaxOverdueStoreCalls})");
         }
 
         if (!Enum.IsDefined(FailureMode))

@@ -254,6 +254,56 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StoreSlowerThanTheTimeout_GetsNoMoreThanMaxOverdueStoreCallsBeyondItsRequests()
+    {
+        var store = new GatedStore(CreateStore());
+        var options = Policy(1_000, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(50);
+            o.MaxOverdueStoreCalls = 2;
+        });
+        var limiters = Enumerable.Range(0, 3).Select(i => new PgFixedWindowRateLimiter(store, "overdue", $"k{i}", options)).ToList();
+        var other = new PgFixedWindowRateLimiter(store, "other-policy", "k", options);
+
+        // The store stalls: two decisions time out (fail open) and their calls stay on the store.
+        using (var first = await limiters[0].AcquireAsync(1, CancellationToken))
+        using (var second = await limiters[1].AcquireAsync(1, CancellationToken))
+        {
+            Assert.True(first.IsAcquired && second.IsAcquired);
+        }
+
+        Assert.Equal(2, store.Calls);
+
+        // With two overdue, later decisions of any partition and any policy on this store do not call it.
+        for (var i = 0; i < 5; i++)
+        {
+            using var shed = await limiters[i % 3].AcquireAsync(1, CancellationToken);
+            Assert.True(shed.IsAcquired);
+        }
+
+        using (var shedOther = await other.AcquireAsync(1, CancellationToken))
+        {
+            Assert.True(shedOther.IsAcquired);
+        }
+
+        Assert.Equal(2, store.Calls);
+
+        // Once the store answers again and the overdue calls end, decisions go to the store and are counted there.
+        store.Open();
+        await store.WhenIdleAsync(CancellationToken);
+        using var counted = await limiters[2].AcquireAsync(1, CancellationToken);
+        Assert.Equal(3, store.Calls);
+        Assert.True(counted.IsAcquired);
+        // The shed decisions of this partition counted nothing: the store's count is this one decision.
+        Assert.Equal(999, limiters[2].GetStatistics()!.CurrentAvailablePermits);
+        Assert.Throws<ArgumentException>(() => new PgFixedWindowRateLimiter(store, "bad", "k", Policy(1, Day, o => o.MaxOverdueStoreCalls = 0)));
+        foreach (var limiter in limiters.Append(other))
+        {
+            limiter.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task HealthCheck_HealthyOnALiveStore_CountsNothing_AndUnhealthyWhenTheStoreIsDown()
     {
         var builder = WebApplication.CreateBuilder();
@@ -342,6 +392,43 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
             new PgFixedWindowRateLimiter(CreateStore(), policy, "k", new PgFixedWindowRateLimiterOptions { PermitLimit = limit, Window = TimeSpan.FromSeconds(windowSeconds) }));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A real store behind a gate that holds every call until opened (a decorator, not a mock).</summary>
+    private sealed class GatedStore(IPgRateLimitStore inner) : IPgRateLimitStore
+    {
+        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _calls;
+        private int _running;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public void Open() => _gate.TrySetResult();
+
+        public async Task WhenIdleAsync(CancellationToken cancellationToken)
+        {
+            while (Volatile.Read(ref _running) > 0)
+            {
+                await Task.Delay(10, cancellationToken);
+            }
+        }
+
+        public async ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _calls);
+            Interlocked.Increment(ref _running);
+            try
+            {
+                await _gate.Task.WaitAsync(cancellationToken);
+                return await inner.AcquireAsync(request, cancellationToken);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _running);
+            }
+        }
+
+        public ValueTask PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
     }
 
     /// <summary>Counts the calls that reach a real store (a decorator, not a mock).</summary>
