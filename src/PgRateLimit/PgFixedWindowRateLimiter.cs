@@ -35,7 +35,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     private readonly PgRateLimitMetrics _metrics;
     private readonly bool _ownsMetrics;
     private readonly ILogger _logger;
-    private readonly OverdueStoreCalls _overdue;
+    private readonly SharedStoreState _shared;
 
     // What this instance last learned about the current window: when it ends (monotonic clock) and its count. Other
     // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
@@ -84,7 +84,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         _ownsMetrics = metrics is null;
         _metrics = metrics ?? new PgRateLimitMetrics(null);
         _logger = logger ?? NullLogger.Instance;
-        _overdue = OverdueStoreCalls.For(store);
+        _shared = SharedStoreState.For(store);
     }
 
     /// <inheritdoc />
@@ -137,11 +137,11 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             return Acquired(CurrentWindow()?.Count ?? 0);
         }
 
-        if (_overdue.Count >= _options.MaxOverdueStoreCalls)
+        if (_shared.OverdueCalls >= _options.MaxOverdueStoreCalls)
         {
             // The store is already slower than the timeout: one more call would only slow it further.
             return Degraded(new TimeoutException(
-                $"{_overdue.Count} earlier decisions are still running on the store past their timeout " +
+                $"{_shared.OverdueCalls} earlier decisions are still running on the store past their timeout " +
                 $"(MaxOverdueStoreCalls = {_options.MaxOverdueStoreCalls}); this decision did not ask the store."));
         }
 
@@ -178,7 +178,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             {
                 if (ex is TimeoutException && call is { IsCompleted: false })
                 {
-                    _overdue.Track(call);
+                    _shared.TrackOverdue(call);
                 }
 
                 return Degraded(ex);
@@ -227,13 +227,21 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         _metrics.Error(_policyName);
         if (_options.FailureMode == PgRateLimitFailureMode.FailOpen)
         {
-            LogDegradedOpen(_logger, exception, _policyName, exception.Message);
+            if (_shared.ShouldLogDegraded(out var unlogged))
+            {
+                LogDegradedOpen(_logger, exception, _policyName, exception.Message, unlogged);
+            }
+
             _metrics.Decision(_policyName, "degraded_open");
             Interlocked.Increment(ref _successful);
             return new Lease(true, null, null);
         }
 
-        LogDegradedClosed(_logger, exception, _policyName, exception.Message);
+        if (_shared.ShouldLogDegraded(out var unloggedClosed))
+        {
+            LogDegradedClosed(_logger, exception, _policyName, exception.Message, unloggedClosed);
+        }
+
         _metrics.Decision(_policyName, "degraded_closed");
         Interlocked.Increment(ref _failed);
         return Rejected(TimeSpan.FromSeconds(1), PgRateLimitMetadataReason.StoreUnavailable);

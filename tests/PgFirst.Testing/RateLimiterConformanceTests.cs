@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using PgRateLimit;
 using Xunit;
 
@@ -341,6 +342,33 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         Assert.Equal(HealthStatus.Degraded, result.Status);
         Assert.NotNull(result.Exception);
         Assert.Contains("rate-limit store", result.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StoreDown_ManyDegradedDecisions_LogOncePerSecondPerStore_AndCountEveryOne()
+    {
+        var (host, port) = ServerEndpoint;
+        await using var proxy = new TcpProxy(host, port);
+        proxy.GoDown();
+        var store = CreateStoreThrough(proxy);
+        using var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs));
+        var limiters = Enumerable.Range(0, 2).Select(i => new PgFixedWindowRateLimiter(store, $"p{i}", "k", Policy(1, Day, o => o.Timeout = TimeSpan.FromMilliseconds(300)), loggerFactory.CreateLogger<PgFixedWindowRateLimiter>())).ToList();
+
+        for (var i = 0; i < 10; i++)
+        {
+            using var lease = await limiters[i % 2].AcquireAsync(1, CancellationToken);
+            Assert.True(lease.IsAcquired);
+        }
+
+        var degraded = logs.Entries.Where(e => e.EventId.Id == 3001).ToList();
+        Assert.InRange(degraded.Count, 1, 9);
+        Assert.Contains("more degraded decisions on this store", degraded[0].Message, StringComparison.Ordinal);
+        Assert.Equal(10, limiters.Sum(l => l.GetStatistics()!.TotalSuccessfulLeases));
+        foreach (var limiter in limiters)
+        {
+            limiter.Dispose();
+        }
     }
 
     [Fact]
