@@ -96,15 +96,25 @@ internal static partial class LoadRunner
                 if (scenario.Create is not { } create)
                 {
                     Progress($"[{++step}/{steps}] {scenario.Name}{ofRounds}");
-                    Record(scenario, await scenario.Run!());
+                    if (await TryRunAsync(scenario.Name, round, scenario.Run!) is { } batch)
+                    {
+                        Record(scenario, batch);
+                    }
+
                     continue;
                 }
 
                 foreach (var count in callers)
                 {
                     Progress($"[{++step}/{steps}] {scenario.Name}, {count} caller(s){ofRounds}");
-                    await using var measuredStep = await create();
-                    Record(scenario, await MeasureAsync(measuredStep, count, StepWarmUp, StepDuration));
+                    if (await TryRunAsync($"{scenario.Name}, {count} caller(s)", round, async () =>
+                        {
+                            await using var measuredStep = await create();
+                            return await MeasureAsync(measuredStep, count, StepWarmUp, StepDuration);
+                        }) is { } measurement)
+                    {
+                        Record(scenario, measurement);
+                    }
                 }
             }
         }
@@ -145,6 +155,21 @@ internal static partial class LoadRunner
     {
         // The round reported is the median one by ops/s, or by p50 where the rate is set by the scenario itself.
         public double MedianOf(Measurement m) => MedianByP50 ? m.P50 : m.OpsPerSecond;
+    }
+
+    // One failed step (a peer that loses a job, a server hiccup) must not throw away a 25-minute run: it is reported
+    // here and the report takes the step's median over the rounds that did complete.
+    private static async Task<Measurement?> TryRunAsync(string step, int round, Func<Task<Measurement>> run)
+    {
+        try
+        {
+            return await run();
+        }
+        catch (Exception ex)
+        {
+            Progress($"warning: {step} failed in round {round} and is left out of it: {ex.GetType().Name}: {ex.Message}");
+            return null;
+        }
     }
 
     private static Scenario Load(string name, Func<Task<Step>> create) => new(name, create, null);
