@@ -47,6 +47,18 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         return options;
     }
 
+    // An app on the test server with PgRateLimit registered and the store under test in place of the configured one;
+    // the cleanup runner is not part of these tests.
+    private WebApplicationBuilder CreateAppBuilder()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddPgFirst(o => o.Maintenance.Enabled = false);
+        builder.Services.AddPgRateLimiting();
+        builder.Services.Replace(ServiceDescriptor.Singleton(CreateStore()));
+        return builder;
+    }
+
     // A day-long window: a burst of a few seconds crosses its (UTC midnight) boundary about once in 20,000 runs.
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
 
@@ -307,11 +319,7 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
     [Fact]
     public async Task HealthCheck_HealthyOnALiveStore_CountsNothing_AndUnhealthyWhenTheStoreIsDown()
     {
-        var builder = WebApplication.CreateBuilder();
-        builder.WebHost.UseTestServer();
-        builder.Services.AddPgFirst(o => o.Maintenance.Enabled = false);
-        builder.Services.AddPgRateLimiting();
-        builder.Services.Replace(ServiceDescriptor.Singleton(CreateStore()));
+        var builder = CreateAppBuilder();
         builder.Services.AddHealthChecks().AddPgRateLimit(tags: ["ready"]);
         await using var app = builder.Build();
         var health = app.Services.GetRequiredService<HealthCheckService>();
@@ -374,12 +382,7 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
     [Fact]
     public async Task Middleware_OverTheLimit_Answers429WithRetryAfterAndRateLimitHeaders()
     {
-        var builder = WebApplication.CreateBuilder();
-        builder.WebHost.UseTestServer();
-        // The store under test replaces the configured one; the cleanup runner is not part of this test.
-        builder.Services.AddPgFirst(o => o.Maintenance.Enabled = false);
-        builder.Services.AddPgRateLimiting();
-        builder.Services.Replace(ServiceDescriptor.Singleton(CreateStore()));
+        var builder = CreateAppBuilder();
         builder.Services.AddRateLimiter(o => o.UsePgRejectionResponse().AddPgFixedWindowLimiter("api", p =>
         {
             p.PermitLimit = 2;
