@@ -43,7 +43,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     /// <c>services.AddPgCache()</c>.
     /// </summary>
     /// <param name="dataSource">The data source; not disposed by the cache.</param>
-    /// <param name="pgFirstOptions">The shared options (schema).</param>
+    /// <param name="pgFirstOptions">The shared options (schema, pooler mode).</param>
     /// <param name="options">The cache options.</param>
     /// <param name="tenantContext">The ambient tenant.</param>
     /// <param name="timeProvider">The single clock of every expiry.</param>
@@ -63,7 +63,8 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(tenantContext);
         ArgumentNullException.ThrowIfNull(timeProvider);
-        _shared = new Shared(dataSource, pgFirstOptions.SchemaName, options, tenantContext, timeProvider, meterFactory, logger);
+        PgPooler.EnsureCompatible(dataSource, pgFirstOptions.Pooler);
+        _shared = new Shared(dataSource, pgFirstOptions.SchemaName, pgFirstOptions.Pooler, options, tenantContext, timeProvider, meterFactory, logger);
     }
 
     private PgDistributedCache(Shared shared, string tenantId)
@@ -324,6 +325,12 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             _shared.Metrics.Record(operation, ResultName(isRead, result), started);
             return result;
         }
+        catch (PostgresException ex) when (PgPooler.TryTranslate(ex, _shared.Pooler, _shared.SchemaName) is { } poolerError)
+        {
+            _shared.Metrics.Record(operation, "error", started);
+            LogOperationFailed(_shared.Logger, poolerError, operation, poolerError.Message);
+            throw poolerError;
+        }
         catch (PostgresException ex) when (PgSchemaErrors.TryTranslate(ex, SchemaModule, _shared.SchemaName) is { } schemaError)
         {
             _shared.Metrics.Record(operation, "error", started);
@@ -377,9 +384,15 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)tags ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
     }
 
-    private static async ValueTask PrepareAsync(NpgsqlCommand command, bool async, CancellationToken cancellationToken)
+    private async ValueTask PrepareAsync(NpgsqlCommand command, bool async, CancellationToken cancellationToken)
     {
-        // Prepared once per physical connection; later calls with the same SQL reuse it without a round trip.
+        // Prepared once per physical connection; later calls with the same SQL reuse it without a round trip. Behind a
+        // transaction pooler a name would outlive the server connection it was prepared on, so nothing is prepared.
+        if (!_shared.Prepares)
+        {
+            return;
+        }
+
         if (async)
         {
             await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
@@ -390,7 +403,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         }
     }
 
-    private static async ValueTask<int> NonQueryAsync(NpgsqlCommand command, bool async, CancellationToken cancellationToken)
+    private async ValueTask<int> NonQueryAsync(NpgsqlCommand command, bool async, CancellationToken cancellationToken)
     {
         await PrepareAsync(command, async, cancellationToken).ConfigureAwait(false);
         return async ? await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteNonQuery();
@@ -554,6 +567,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     private sealed class Shared(
         NpgsqlDataSource dataSource,
         string schemaName,
+        PgPoolerMode pooler,
         PgCacheOptions options,
         ITenantContext tenantContext,
         TimeProvider timeProvider,
@@ -563,6 +577,10 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         public NpgsqlDataSource DataSource { get; } = dataSource;
 
         public string SchemaName { get; } = schemaName;
+
+        public PgPoolerMode Pooler { get; } = pooler;
+
+        public bool Prepares { get; } = PgPooler.PreparesStatements(pooler);
 
         public PgCacheOptions Options { get; } = options;
 

@@ -29,6 +29,31 @@ public sealed class PgFirstOptions
     public string? DataSourceKey { get; set; }
 
     /// <summary>
+    /// Gets or sets what sits between the app and PostgreSQL on the data source PgFirst uses. Set
+    /// <see cref="PgPoolerMode.Transaction"/> behind PgBouncer in transaction mode or any pooler that hands a server
+    /// connection to another client after each transaction.
+    /// </summary>
+    /// <value>The default is <see cref="PgPoolerMode.None"/> (a direct connection or a session pooler).</value>
+    /// <remarks>
+    /// In <see cref="PgPoolerMode.Transaction"/> mode no statement is prepared (the hot paths then cost a parse per call;
+    /// <c>docs/production.md</c> has the measured cost) and the data source must not auto-prepare
+    /// (<c>Max Auto Prepare</c>). Without the setting, a pooler's prepared-statement errors throw
+    /// <see cref="PgFirstPoolerException"/> naming it.
+    /// </remarks>
+    public PgPoolerMode Pooler { get; set; } = PgPoolerMode.None;
+
+    /// <summary>
+    /// Gets or sets an Npgsql connection string that reaches the same database directly, past any pooler, for the
+    /// connections that LISTEN (the queue's wake-ups). A LISTEN needs one server connection for as long as it lasts,
+    /// which a transaction pooler does not give.
+    /// </summary>
+    /// <value>
+    /// The default is <see langword="null"/>: with <see cref="Pooler"/> <see cref="PgPoolerMode.None"/> PgFirst listens
+    /// on the data source; with <see cref="PgPoolerMode.Transaction"/> it does not listen and queue workers poll.
+    /// </value>
+    public string? ListenConnectionString { get; set; }
+
+    /// <summary>
     /// Gets or sets a value indicating whether the embedded <c>sql/</c> scripts are applied when the host starts.
     /// </summary>
     /// <value>

@@ -89,6 +89,12 @@ public interface IJobQueueBackend
     ValueTask NotifyAsync(IReadOnlyCollection<string> queues, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Gets a value indicating whether <see cref="ListenAsync"/> can hear wake-ups on this store's connections; when
+    /// <see langword="false"/> (behind a transaction pooler without a direct listen connection) workers only poll.
+    /// </summary>
+    bool CanListen => true;
+
+    /// <summary>
     /// Listens for wake-ups until <paramref name="cancellationToken"/> fires, calling <paramref name="onWake"/> with
     /// each queue, and <paramref name="onConnected"/> after each (re)connection (wake-ups may have been missed before it).
     /// Returns only on cancellation; throws when the connection fails (the caller reconnects).

@@ -40,4 +40,7 @@ public static class PgQueueEventIds
 
     /// <summary>Jobs were rescued from expired leases or promoted from the schedule.</summary>
     public const int JobsPromoted = 4012;
+
+    /// <summary>Workers poll without notifications: a transaction pooler and no direct listen connection.</summary>
+    public const int PollOnly = 4013;
 }

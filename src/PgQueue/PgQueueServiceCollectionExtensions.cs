@@ -259,7 +259,7 @@ public static class PgQueueServiceCollectionExtensions
                     "PgFirst.Redis and call services.AddPgFirst(...).AddRedis(...).");
             }
 
-            return new PostgresJobQueueBackend(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first.SchemaName);
+            return new PostgresJobQueueBackend(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first);
         });
         services.TryAddSingleton(sp => new PgQueueMetrics(sp.GetService<IMeterFactory>(), sp.GetRequiredService<IJobQueueBackend>().Name));
         services.TryAddSingleton(sp => new JobRegistry(sp.GetServices<JobTypeRegistration>()));

@@ -16,19 +16,45 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
     private readonly PgQueueSql _sql;
+    private readonly PgPoolerMode _pooler;
+    private readonly bool _prepare;
+    private readonly string? _listenConnectionString;
 
     /// <summary>
-    /// Initializes a new instance of the <see cref="PostgresJobQueueBackend"/> class. Does no I/O.
+    /// Initializes a new instance of the <see cref="PostgresJobQueueBackend"/> class for a direct connection
+    /// (<see cref="PgPoolerMode.None"/>), listening on <paramref name="dataSource"/>. Does no I/O.
     /// </summary>
     /// <param name="dataSource">The data source; not disposed by the backend.</param>
     /// <param name="schemaName">The PgFirst schema.</param>
     public PostgresJobQueueBackend(NpgsqlDataSource dataSource, string schemaName)
+        : this(dataSource, new PgFirstOptions { SchemaName = schemaName })
+    {
+    }
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PostgresJobQueueBackend"/> class with the schema, pooler mode and
+    /// listen connection of <paramref name="options"/>. Does no I/O.
+    /// </summary>
+    /// <param name="dataSource">The data source; not disposed by the backend.</param>
+    /// <param name="options">
+    /// The shared options: <see cref="PgFirstOptions.SchemaName"/>, <see cref="PgFirstOptions.Pooler"/> and
+    /// <see cref="PgFirstOptions.ListenConnectionString"/> (where LISTEN connects when given; behind a transaction pooler
+    /// without it, <see cref="CanListen"/> is <see langword="false"/> and workers poll).
+    /// </param>
+    /// <exception cref="PgFirstPoolerException">The data source auto-prepares statements behind a transaction pooler.</exception>
+    public PostgresJobQueueBackend(NpgsqlDataSource dataSource, PgFirstOptions options)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(options);
+        var schemaName = options.SchemaName;
         ArgumentException.ThrowIfNullOrEmpty(schemaName);
+        PgPooler.EnsureCompatible(dataSource, options.Pooler);
         _dataSource = dataSource;
         _schemaName = schemaName;
         _sql = new PgQueueSql(schemaName);
+        _pooler = options.Pooler;
+        _prepare = PgPooler.PreparesStatements(options.Pooler);
+        _listenConnectionString = string.IsNullOrWhiteSpace(options.ListenConnectionString) ? null : options.ListenConnectionString;
     }
 
     /// <summary>Gets the schema module (<c>sql/pgqueue</c>).</summary>
@@ -39,6 +65,13 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
 
     /// <inheritdoc />
     public string Name => "postgresql";
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// <see langword="false"/> behind a transaction pooler without <see cref="PgFirstOptions.ListenConnectionString"/>:
+    /// a LISTEN there would hold no server connection of its own and hear nothing.
+    /// </remarks>
+    public bool CanListen => _listenConnectionString is not null || _pooler == PgPoolerMode.None;
 
     /// <summary>Gets the notification channel (the schema's name).</summary>
     public string Channel => _sql.Channel;
@@ -84,7 +117,11 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 batch.BatchCommands.Add(NotifyCommand([request.Queue]));
             }
 
-            await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (_prepare)
+            {
+                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             long? id = null;
             var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
@@ -251,7 +288,11 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                     return [];
                 }
 
-                await batch.PrepareAsync(ct).ConfigureAwait(false);
+                if (_prepare)
+                {
+                    await batch.PrepareAsync(ct).ConfigureAwait(false);
+                }
+
                 var jobs = new List<ClaimedJob>(request.Count);
                 var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
@@ -288,7 +329,11 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 var batch = new NpgsqlBatch(connection);
                 await using var batchScope = batch.ConfigureAwait(false);
                 batch.BatchCommands.Add(CompleteCommand(jobs, now, deleteAfter));
-                await batch.PrepareAsync(ct).ConfigureAwait(false);
+                if (_prepare)
+                {
+                    await batch.PrepareAsync(ct).ConfigureAwait(false);
+                }
+
                 return await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken).ConfigureAwait(false);
@@ -428,7 +473,11 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 var command = new NpgsqlCommand(_sql.Promote, connection);
                 await using var commandScope = command.ConfigureAwait(false);
                 command.Parameters.Add(Time(now));
-                await command.PrepareAsync(ct).ConfigureAwait(false);
+                if (_prepare)
+                {
+                    await command.PrepareAsync(ct).ConfigureAwait(false);
+                }
+
                 var queues = new List<KeyValuePair<string, int>>();
                 var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
@@ -468,8 +517,19 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     {
         ArgumentNullException.ThrowIfNull(onWake);
         ArgumentNullException.ThrowIfNull(onConnected);
-        var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        if (!CanListen)
+        {
+            throw new InvalidOperationException(
+                $"{PgPooler.SettingName} is Transaction and PgFirst:ListenConnectionString is not set: a LISTEN behind a " +
+                "transaction pooler hears nothing. Set a direct connection string, or let workers poll.");
+        }
+
+        // Behind a pooler the listen connection goes past it; it is one long-lived connection, not worth a pool.
+        var connection = _listenConnectionString is { } direct
+            ? new NpgsqlConnection(new NpgsqlConnectionStringBuilder(direct) { Pooling = false }.ConnectionString)
+            : _dataSource.CreateConnection();
         await using var connectionScope = connection.ConfigureAwait(false);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         NotificationEventHandler handler = (_, e) => onWake(e.Payload);
         connection.Notification += handler;
         try
@@ -763,7 +823,11 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 var command = new NpgsqlCommand(sql, connection);
                 await using var commandScope = command.ConfigureAwait(false);
                 bind(command.Parameters);
-                await command.PrepareAsync(ct).ConfigureAwait(false);
+                if (_prepare)
+                {
+                    await command.PrepareAsync(ct).ConfigureAwait(false);
+                }
+
                 return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken);
@@ -831,7 +895,8 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
         parameters.Add(new NpgsqlParameter<long[]> { TypedValue = leases, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
     }
 
-    private PgFirstSchemaException? Translate(PostgresException ex) => PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
+    private Exception? Translate(PostgresException ex) =>
+        (Exception?)PgPooler.TryTranslate(ex, _pooler, _schemaName) ?? PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
 
     private static NpgsqlParameter Text(string? value) => new() { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text };
 

@@ -55,7 +55,7 @@ public static class PgRateLimitServiceCollectionExtensions
                     "PgFirst.Redis and call services.AddPgFirst(...).AddRedis(...).");
             }
 
-            return new PostgresRateLimitStore(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first.SchemaName);
+            return new PostgresRateLimitStore(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first);
         });
         services.AddSingleton(sp => new PgRateLimitRuntime(
             sp.GetRequiredService<IPgRateLimitStore>(),

@@ -14,18 +14,36 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
     private readonly string _schemaName;
     private readonly string _sql;
     private readonly string _pingSql;
+    private readonly PgPoolerMode _pooler;
 
     /// <summary>
-    /// Initializes a new instance of the <see cref="PostgresRateLimitStore"/> class. Does no I/O.
+    /// Initializes a new instance of the <see cref="PostgresRateLimitStore"/> class for a direct connection
+    /// (<see cref="PgPoolerMode.None"/>). Does no I/O.
     /// </summary>
     /// <param name="dataSource">The data source; not disposed by the store.</param>
     /// <param name="schemaName">The PgFirst schema.</param>
     public PostgresRateLimitStore(NpgsqlDataSource dataSource, string schemaName)
+        : this(dataSource, new PgFirstOptions { SchemaName = schemaName })
+    {
+    }
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PostgresRateLimitStore"/> class with the schema and pooler mode of
+    /// <paramref name="options"/>. Does no I/O.
+    /// </summary>
+    /// <param name="dataSource">The data source; not disposed by the store.</param>
+    /// <param name="options">The shared options: <see cref="PgFirstOptions.SchemaName"/> and <see cref="PgFirstOptions.Pooler"/>.</param>
+    /// <exception cref="PgFirstPoolerException">The data source auto-prepares statements behind a transaction pooler.</exception>
+    public PostgresRateLimitStore(NpgsqlDataSource dataSource, PgFirstOptions options)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(options);
+        var schemaName = options.SchemaName;
         ArgumentException.ThrowIfNullOrEmpty(schemaName);
+        PgPooler.EnsureCompatible(dataSource, options.Pooler);
         _dataSource = dataSource;
         _schemaName = schemaName;
+        _pooler = options.Pooler;
         var schema = PgSqlIdentifier.Quote(schemaName);
         _sql = $"SELECT acquired, hits, retry_after FROM {schema}.ratelimit_acquire($1, $2, $3, $4, $5, $6)";
         _pingSql = $"SELECT NULL::integer FROM {schema}.rate_limit_counter LIMIT 0";
@@ -68,7 +86,11 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
             command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
             command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
-            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (PgPooler.PreparesStatements(_pooler))
+            {
+                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             // No CommandBehavior.SingleRow: Npgsql sends it as a row-limited Execute, which costs more than it saves.
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var readerScope = reader.ConfigureAwait(false);
@@ -81,9 +103,9 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
             return new PgRateLimitDecision(reader.GetBoolean(0), count, remaining);
         }
-        catch (PostgresException ex) when (PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName) is { } schemaError)
+        catch (PostgresException ex) when (Translate(ex) is { } error)
         {
-            throw schemaError;
+            throw error;
         }
     }
 
@@ -98,9 +120,12 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             await using var commandScope = command.ConfigureAwait(false);
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (PostgresException ex) when (PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName) is { } schemaError)
+        catch (PostgresException ex) when (Translate(ex) is { } error)
         {
-            throw schemaError;
+            throw error;
         }
     }
+
+    private Exception? Translate(PostgresException ex) =>
+        (Exception?)PgPooler.TryTranslate(ex, _pooler, _schemaName) ?? PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
 }

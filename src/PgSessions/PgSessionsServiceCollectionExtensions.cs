@@ -136,7 +136,7 @@ public static class PgSessionsServiceCollectionExtensions
                     "PgFirst.Redis and call services.AddPgFirst(...).AddRedis(...).");
             }
 
-            return new PostgresSessionBackend(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first.SchemaName);
+            return new PostgresSessionBackend(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first);
         });
         services.TryAddSingleton(sp => new PgSessionsMetrics(
             sp.GetService<IMeterFactory>(),

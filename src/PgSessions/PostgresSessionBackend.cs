@@ -15,18 +15,36 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
     private readonly PgSessionsSql _sql;
+    private readonly PgPoolerMode _pooler;
 
     /// <summary>
-    /// Initializes a new instance of the <see cref="PostgresSessionBackend"/> class. Does no I/O.
+    /// Initializes a new instance of the <see cref="PostgresSessionBackend"/> class for a direct connection
+    /// (<see cref="PgPoolerMode.None"/>). Does no I/O.
     /// </summary>
     /// <param name="dataSource">The data source; not disposed by the backend.</param>
     /// <param name="schemaName">The PgFirst schema.</param>
     public PostgresSessionBackend(NpgsqlDataSource dataSource, string schemaName)
+        : this(dataSource, new PgFirstOptions { SchemaName = schemaName })
+    {
+    }
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PostgresSessionBackend"/> class with the schema and pooler mode of
+    /// <paramref name="options"/>. Does no I/O.
+    /// </summary>
+    /// <param name="dataSource">The data source; not disposed by the backend.</param>
+    /// <param name="options">The shared options: <see cref="PgFirstOptions.SchemaName"/> and <see cref="PgFirstOptions.Pooler"/>.</param>
+    /// <exception cref="PgFirstPoolerException">The data source auto-prepares statements behind a transaction pooler.</exception>
+    public PostgresSessionBackend(NpgsqlDataSource dataSource, PgFirstOptions options)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(options);
+        var schemaName = options.SchemaName;
         ArgumentException.ThrowIfNullOrEmpty(schemaName);
+        PgPooler.EnsureCompatible(dataSource, options.Pooler);
         _dataSource = dataSource;
         _schemaName = schemaName;
+        _pooler = options.Pooler;
         _sql = new PgSessionsSql(schemaName);
     }
 
@@ -45,7 +63,11 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             await using var connectionScope = connection.ConfigureAwait(false);
             var command = LoadCommand(connection, request);
             await using var commandScope = command.ConfigureAwait(false);
-            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (PgPooler.PreparesStatements(_pooler))
+            {
+                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
 
             // No CommandBehavior.SingleRow: Npgsql sends it as a row-limited Execute, which costs more than it saves.
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -65,7 +87,11 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         {
             using var connection = _dataSource.OpenConnection();
             using var command = LoadCommand(connection, request);
-            command.Prepare();
+            if (PgPooler.PreparesStatements(_pooler))
+            {
+                command.Prepare();
+            }
+
             using var reader = command.ExecuteReader();
             return reader.Read() ? ReadRecord(reader) : null;
         }
@@ -224,7 +250,11 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             var command = new NpgsqlCommand(sql, connection);
             await using var commandScope = command.ConfigureAwait(false);
             bind(command.Parameters);
-            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            if (PgPooler.PreparesStatements(_pooler))
+            {
+                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             return await execute(command, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (Translate(ex) is { } schemaError)
@@ -233,7 +263,8 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         }
     }
 
-    private PgFirstSchemaException? Translate(PostgresException ex) => PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
+    private Exception? Translate(PostgresException ex) =>
+        (Exception?)PgPooler.TryTranslate(ex, _pooler, _schemaName) ?? PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
 
     private static NpgsqlParameter<byte[]> Bytes(byte[] value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Bytea };
 

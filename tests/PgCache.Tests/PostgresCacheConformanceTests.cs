@@ -3,6 +3,7 @@ using PgFirst.Testing;
 
 namespace PgCache.Tests;
 
+[Trait("Category", "Conformance")]
 public class PostgresCacheConformanceTests(PostgresServer server) : DistributedCacheConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -23,12 +24,12 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
 
     protected override Task<IPgDistributedCache> CreateCacheAsync(ITenantContext tenantContext) =>
         Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
-            _schema.DataSource, new PgFirstOptions { SchemaName = _schema.Name }, new PgCacheOptions(), tenantContext, Time));
+            _schema.DataSource, _schema.Options, new PgCacheOptions(), tenantContext, Time));
 
     protected override Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe) =>
         Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
             _schema.Track(server.CreateDataSourceThrough(proxy)),
-            new PgFirstOptions { SchemaName = _schema.Name },
+            _schema.Options,
             new PgCacheOptions { FailSafe = failSafe },
             new PgTenantContext("default"),
             Time));

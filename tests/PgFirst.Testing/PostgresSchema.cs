@@ -18,6 +18,17 @@ public sealed class PostgresSchema(PostgresServer server) : IAsyncDisposable
     /// <summary>Gets the test's main data source.</summary>
     public NpgsqlDataSource DataSource => _dataSource ??= Track(server.CreateDataSource());
 
+    /// <summary>Gets options for a store on this schema: its name, and the server's pooler mode.</summary>
+    public PgFirstOptions Options => server.Options(Name);
+
+    /// <summary>Sets the schema name and the server's pooler mode on <paramref name="options"/> (for <c>AddPgFirst</c>).</summary>
+    public void ConfigurePgFirst(PgFirstOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.SchemaName = Name;
+        server.ConfigurePgFirst(options);
+    }
+
     /// <summary>Applies <paramref name="modules"/> (and the core module) to the schema.</summary>
     public Task ApplyAsync(IEnumerable<PgSchemaModule> modules, CancellationToken cancellationToken) =>
         new PgSchemaInstaller(DataSource, Name, modules).ApplyAsync(cancellationToken);

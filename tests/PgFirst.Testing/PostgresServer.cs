@@ -1,4 +1,5 @@
 using Npgsql;
+using PgFirst.Core;
 using Testcontainers.PostgreSql;
 using Xunit;
 
@@ -9,11 +10,24 @@ namespace PgFirst.Testing;
 /// container when Docker is available. Without either, every test that needs it fails with a message saying how to
 /// provide one; nothing passes silently.
 /// </summary>
+/// <remarks>
+/// With <c>PGFIRST_TEST_POOLER=transaction</c>, <c>PGFIRST_TEST_POSTGRES</c> names a transaction pooler (PgBouncer in
+/// <c>pool_mode = transaction</c>, or any other) and <c>PGFIRST_TEST_POSTGRES_DIRECT</c> the server behind it: the
+/// stores the tests build through <see cref="ConfigurePgFirst"/> then run in <see cref="PgPoolerMode.Transaction"/>
+/// mode and LISTEN on the direct connection.
+/// </remarks>
 public sealed class PostgresServer : IAsyncLifetime
 {
     private PostgreSqlContainer? _container;
     private string? _connectionString;
+    private string? _directConnectionString;
     private Exception? _unavailable;
+
+    /// <summary>Gets the pooler mode the tests run PgFirst in (<c>PGFIRST_TEST_POOLER</c>).</summary>
+    public PgPoolerMode Pooler { get; private set; }
+
+    /// <summary>Gets a connection string that goes past any pooler (<c>PGFIRST_TEST_POSTGRES_DIRECT</c>, else <see cref="ConnectionString"/>).</summary>
+    public string DirectConnectionString => _directConnectionString ?? ConnectionString;
 
     public string ConnectionString => _connectionString ?? throw new InvalidOperationException(
         "No PostgreSQL server for the tests. " + TestEnvironment.HowToProvideServers, _unavailable);
@@ -23,6 +37,15 @@ public sealed class PostgresServer : IAsyncLifetime
         var connectionString = Environment.GetEnvironmentVariable(TestEnvironment.PostgresVariable);
         try
         {
+            Pooler = TestEnvironment.Pooler();
+            if (Pooler == PgPoolerMode.Transaction)
+            {
+                _directConnectionString = Environment.GetEnvironmentVariable(TestEnvironment.PostgresDirectVariable) is { Length: > 0 } direct
+                    ? direct
+                    : throw new InvalidOperationException(
+                        $"{TestEnvironment.PoolerVariable}=transaction needs {TestEnvironment.PostgresDirectVariable}: the server behind the pooler, for LISTEN.");
+            }
+
             if (string.IsNullOrWhiteSpace(connectionString))
             {
                 if (!TestEnvironment.DockerLooksAvailable())
@@ -56,6 +79,12 @@ public sealed class PostgresServer : IAsyncLifetime
     public NpgsqlDataSource CreateDataSource(Action<NpgsqlConnectionStringBuilder>? configure = null)
     {
         var builder = new NpgsqlConnectionStringBuilder(ConnectionString);
+        if (Pooler == PgPoolerMode.Transaction)
+        {
+            // What PgFirst requires behind a transaction pooler (PgPooler.EnsureCompatible).
+            builder.NoResetOnClose = true;
+        }
+
         configure?.Invoke(builder);
         return NpgsqlDataSource.Create(builder.ConnectionString);
     }
@@ -81,6 +110,40 @@ public sealed class PostgresServer : IAsyncLifetime
             b.Timeout = 2;
         });
     }
+
+    /// <summary>
+    /// Sets what PgFirst must know about the path to this server: the pooler mode and, behind a transaction pooler,
+    /// the direct connection string to LISTEN on.
+    /// </summary>
+    public void ConfigurePgFirst(PgFirstOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Pooler = Pooler;
+        options.ListenConnectionString = Pooler == PgPoolerMode.Transaction ? DirectConnectionString : null;
+    }
+
+    /// <summary>Options for a store on <paramref name="schemaName"/> on this server (see <see cref="ConfigurePgFirst"/>).</summary>
+    public PgFirstOptions Options(string schemaName)
+    {
+        var options = new PgFirstOptions { SchemaName = schemaName };
+        ConfigurePgFirst(options);
+        return options;
+    }
+
+    /// <summary>
+    /// Gets a connection string through the transaction pooler <c>./pgfirst test</c> starts in front of this server
+    /// (<c>PGFIRST_TEST_PGBOUNCER</c>, else <see cref="ConnectionString"/> when the tests already run through one).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No pooler is known; the message says how to provide one.</exception>
+    public string PoolerConnectionString =>
+        Environment.GetEnvironmentVariable(TestEnvironment.PgBouncerVariable) is { Length: > 0 } pooler ? WithoutReset(pooler)
+        : Pooler == PgPoolerMode.Transaction ? WithoutReset(ConnectionString)
+        : throw new InvalidOperationException(
+            $"This test needs a transaction pooler in front of the test server: set {TestEnvironment.PgBouncerVariable} " +
+            "to a connection string through PgBouncer in pool_mode = transaction (./pgfirst test starts one).");
+
+    private static string WithoutReset(string connectionString) =>
+        new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString;
 
     /// <summary>A schema name no other test uses.</summary>
     public static string NewSchemaName() => "t_" + Guid.NewGuid().ToString("N")[..20];

@@ -16,7 +16,7 @@ public static class QueueTestHost
             s =>
             {
                 s.AddSingleton(dataSource ?? schema.DataSource);
-                s.AddPgFirst(o => o.SchemaName = schema.Name);
+                s.AddPgFirst(schema.ConfigurePgFirst);
             },
             configure,
             handlers,

@@ -5,6 +5,17 @@ public static class TestEnvironment
 {
     public const string PostgresVariable = "PGFIRST_TEST_POSTGRES";
     public const string RedisVariable = "PGFIRST_TEST_REDIS";
+    public const string PoolerVariable = "PGFIRST_TEST_POOLER";
+    public const string PostgresDirectVariable = "PGFIRST_TEST_POSTGRES_DIRECT";
+    public const string PgBouncerVariable = "PGFIRST_TEST_PGBOUNCER";
+
+    /// <summary>The pooler mode named by <c>PGFIRST_TEST_POOLER</c>: unset or <c>none</c>, or <c>transaction</c>.</summary>
+    public static PgFirst.Core.PgPoolerMode Pooler() => Environment.GetEnvironmentVariable(PoolerVariable)?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "none" => PgFirst.Core.PgPoolerMode.None,
+        "transaction" => PgFirst.Core.PgPoolerMode.Transaction,
+        var other => throw new InvalidOperationException($"{PoolerVariable}='{other}': use 'transaction' or leave it unset."),
+    };
 
     public const string HowToProvideServers =
         "Run the tests with ./pgfirst test (it installs and starts private PostgreSQL 15+ and Redis 7 servers and sets " +

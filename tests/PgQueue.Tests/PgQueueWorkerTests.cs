@@ -6,6 +6,7 @@ using PgFirst.Testing;
 namespace PgQueue.Tests;
 
 // The worker conformance suite on PostgreSQL, plus what only PostgreSQL can do (transactions) and its failure modes.
+[Trait("Category", "Conformance")]
 public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -21,10 +22,10 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
     protected override void ConfigureStore(IServiceCollection services)
     {
         services.AddSingleton(_schema.DataSource);
-        services.AddPgFirst(o => o.SchemaName = _schema.Name);
+        services.AddPgFirst(_schema.ConfigurePgFirst);
     }
 
-    protected override IJobQueueBackend CreateBackend() => new PostgresJobQueueBackend(_schema.DataSource, _schema.Name);
+    protected override IJobQueueBackend CreateBackend() => new PostgresJobQueueBackend(_schema.DataSource, _schema.Options);
 
     [Fact]
     public async Task SucceededJobs_MoveOutOfTheHotTable()
@@ -101,7 +102,7 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
         Assert.Equal(JobState.Dead, (await manager.GetJobAsync(rollback.Id!.Value, Ct))!.State);
 
         // A completion with a stale token throws, so the handler's transaction rolls back.
-        var backend = new PostgresJobQueueBackend(_schema.DataSource, _schema.Name);
+        var backend = new PostgresJobQueueBackend(_schema.DataSource, _schema.Options);
         await using var connection = await _schema.DataSource.OpenConnectionAsync(Ct);
         await using var transaction = await connection.BeginTransactionAsync(Ct);
         await Assert.ThrowsAsync<JobLeaseLostException>(async () => await backend.CompleteAsync(transaction, new JobToken(commit.Id!.Value, 1), DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, Ct));
@@ -124,7 +125,7 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
     {
         await using var proxy = new TcpProxy(server.Endpoint.Host, server.Endpoint.Port);
         var dataSource = _schema.Track(server.CreateDataSourceThrough(proxy));
-        var host = await StartAsync(handlers: q => q.AddHandler<Work, RecordingHandler>(), store: s => { s.AddSingleton(dataSource); s.AddPgFirst(o => o.SchemaName = _schema.Name); });
+        var host = await StartAsync(handlers: q => q.AddHandler<Work, RecordingHandler>(), store: s => { s.AddSingleton(dataSource); s.AddPgFirst(_schema.ConfigurePgFirst); });
         var queue = host.Services.GetRequiredService<IJobQueue>();
         var journal = host.Services.GetRequiredService<Journal>();
         await queue.EnqueueAsync(new Work("before"), cancellationToken: Ct);
@@ -136,7 +137,7 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
         proxy.ComeBack();
 
         // Enqueued by another process while this one's connections were cut.
-        var direct = new PostgresJobQueueBackend(_schema.DataSource, _schema.Name);
+        var direct = new PostgresJobQueueBackend(_schema.DataSource, _schema.Options);
         var producer = await StartAsync(o => o.RunWorkers = false);
         await producer.Services.GetRequiredService<IJobQueue>().EnqueueManyAsync(Enumerable.Range(0, 20).Select(i => new Work("after" + i)), cancellationToken: Ct);
         await QueueTestHost.WaitUntilAsync(() => journal.Count >= 21, "the worker reconnects and drains", 30);

@@ -2,6 +2,7 @@ using PgFirst.Testing;
 
 namespace PgQueue.Tests;
 
+[Trait("Category", "Conformance")]
 public class PostgresJobQueueBackendConformanceTests(PostgresServer server) : JobQueueBackendConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -18,5 +19,5 @@ public class PostgresJobQueueBackendConformanceTests(PostgresServer server) : Jo
         await base.DisposeAsync();
     }
 
-    protected override IJobQueueBackend CreateBackend() => new PostgresJobQueueBackend(_schema.DataSource, _schema.Name);
+    protected override IJobQueueBackend CreateBackend() => new PostgresJobQueueBackend(_schema.DataSource, _schema.Options);
 }

@@ -2,6 +2,7 @@ using PgFirst.Testing;
 
 namespace PgRateLimit.Tests;
 
+[Trait("Category", "Conformance")]
 public class PostgresRateLimiterConformanceTests(PostgresServer server) : RateLimiterConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -17,10 +18,10 @@ public class PostgresRateLimiterConformanceTests(PostgresServer server) : RateLi
         await base.DisposeAsync();
     }
 
-    protected override IPgRateLimitStore CreateStore() => new PostgresRateLimitStore(_schema.Track(server.CreateDataSource()), _schema.Name);
+    protected override IPgRateLimitStore CreateStore() => new PostgresRateLimitStore(_schema.Track(server.CreateDataSource()), _schema.Options);
 
     protected override IPgRateLimitStore CreateStoreThrough(TcpProxy proxy) =>
-        new PostgresRateLimitStore(_schema.Track(server.CreateDataSourceThrough(proxy)), _schema.Name);
+        new PostgresRateLimitStore(_schema.Track(server.CreateDataSourceThrough(proxy)), _schema.Options);
 
     protected override async Task<DateTimeOffset> StoreNowAsync()
     {

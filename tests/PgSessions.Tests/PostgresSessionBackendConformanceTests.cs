@@ -2,6 +2,7 @@ using PgFirst.Testing;
 
 namespace PgSessions.Tests;
 
+[Trait("Category", "Conformance")]
 public class PostgresSessionBackendConformanceTests(PostgresServer server) : SessionBackendConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -18,5 +19,5 @@ public class PostgresSessionBackendConformanceTests(PostgresServer server) : Ses
         await base.DisposeAsync();
     }
 
-    protected override IPgSessionBackend CreateBackend() => new PostgresSessionBackend(_schema.DataSource, _schema.Name);
+    protected override IPgSessionBackend CreateBackend() => new PostgresSessionBackend(_schema.DataSource, _schema.Options);
 }

@@ -5,6 +5,7 @@ using PgFirst.Testing;
 
 namespace PgSessions.Tests;
 
+[Trait("Category", "Conformance")]
 public class PostgresSessionConformanceTests(PostgresServer server) : SessionConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -20,7 +21,10 @@ public class PostgresSessionConformanceTests(PostgresServer server) : SessionCon
 
     protected override void ConfigureBackend(IServiceCollection services, TcpProxy? proxy)
     {
-        var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString);
+        var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString)
+        {
+            NoResetOnClose = server.Pooler == PgPoolerMode.Transaction,
+        };
         if (proxy is not null)
         {
             connectionString.Host = "127.0.0.1";
@@ -34,7 +38,7 @@ public class PostgresSessionConformanceTests(PostgresServer server) : SessionCon
         services.AddSingleton(_schema.Track(builder.Build()));
         services.AddPgFirst(o =>
         {
-            o.SchemaName = _schema.Name;
+            _schema.ConfigurePgFirst(o);
             o.ApplySchemaOnStartup = true;
             o.Maintenance.Enabled = false;
         });

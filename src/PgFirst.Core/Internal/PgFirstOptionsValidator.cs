@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace PgFirst.Core.Internal;
 
@@ -23,6 +24,26 @@ internal sealed class PgFirstOptionsValidator : IValidateOptions<PgFirstOptions>
             if (!Enum.IsDefined(backend))
             {
                 failures.Add($"PgFirst: the backend of {module} ({(int)backend}) is neither PostgreSql nor Redis.");
+            }
+        }
+
+        if (!Enum.IsDefined(options.Pooler))
+        {
+            failures.Add($"PgFirst:Pooler ({(int)options.Pooler}) is neither None nor Transaction.");
+        }
+
+        if (options.ListenConnectionString is { } listen)
+        {
+            try
+            {
+                if (string.IsNullOrWhiteSpace(listen) || string.IsNullOrEmpty(new NpgsqlConnectionStringBuilder(listen).Host))
+                {
+                    failures.Add("PgFirst:ListenConnectionString names no Host: give a direct connection string, or leave it unset.");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                failures.Add($"PgFirst:ListenConnectionString is not a valid Npgsql connection string: {ex.Message}");
             }
         }
 

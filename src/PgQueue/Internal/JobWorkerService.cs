@@ -69,7 +69,14 @@ internal sealed partial class JobWorkerService : BackgroundService
         };
         if (_options.UseNotifications && _runners.Count > 0)
         {
-            background.Add(Task.Run(() => ListenLoopAsync(loops.Token), CancellationToken.None));
+            if (_backend.CanListen)
+            {
+                background.Add(Task.Run(() => ListenLoopAsync(loops.Token), CancellationToken.None));
+            }
+            else
+            {
+                LogPollOnly(_logger, _options.PollInterval);
+            }
         }
 
         try
@@ -256,6 +263,9 @@ internal sealed partial class JobWorkerService : BackgroundService
 
     [LoggerMessage(EventId = PgQueueEventIds.WorkerError, Level = LogLevel.Warning, Message = "The PgQueue {Loop} loop could not reach the job store; it retries.")]
     private static partial void LogLoopError(ILogger logger, Exception exception, string loop);
+
+    [LoggerMessage(EventId = PgQueueEventIds.PollOnly, Level = LogLevel.Information, Message = "PgQueue workers poll every {PollInterval} without notifications: PgFirst:Pooler is Transaction and PgFirst:ListenConnectionString is not set.")]
+    private static partial void LogPollOnly(ILogger logger, TimeSpan pollInterval);
 
     [LoggerMessage(EventId = PgQueueEventIds.ListenerError, Level = LogLevel.Warning, Message = "The PgQueue notification listener lost its connection; workers poll until it reconnects.")]
     private static partial void LogListenerError(ILogger logger, Exception exception);
