@@ -10,4 +10,7 @@ public static class PgCacheEventIds
 
     /// <summary>An operation failed and its error was thrown.</summary>
     public const int OperationFailed = 1002;
+
+    /// <summary>A read on a read replica failed (unreachable, or cancelled by a recovery conflict); the primary answered it.</summary>
+    public const int ReplicaReadFailed = 1003;
 }

@@ -1,3 +1,5 @@
+using PgFirst.Core;
+
 namespace PgCache;
 
 /// <summary>
@@ -53,4 +55,22 @@ public sealed class PgCacheOptions
     /// </summary>
     /// <value>The default is <see langword="false"/>: errors propagate as <see cref="PgCacheException"/>.</value>
     public bool FailSafe { get; set; }
+
+    /// <summary>
+    /// Gets or sets whether gets may read from a read replica (<c>PgFirst:Replicas</c>). A replica read that finds a
+    /// sliding entry due for its refresh reads it again on the primary, which extends it; writes always go to the
+    /// primary.
+    /// </summary>
+    /// <value>
+    /// The default is <see cref="PgReadConsistency.Strong"/> (the primary). Any other level needs
+    /// <see cref="Durability"/> <see cref="PgCacheDurability.Logged"/> (an UNLOGGED table cannot be read on a standby)
+    /// and at least one replica.
+    /// </value>
+    public PgReadConsistency ReadConsistency { get; set; } = PgReadConsistency.Strong;
+
+    /// <summary>
+    /// Gets or sets the largest replay lag of a replica that gets may read from; a replica further behind is skipped.
+    /// </summary>
+    /// <value>The default is 1 second. Must be positive.</value>
+    public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -118,7 +118,8 @@ public static class PgCacheServiceCollectionExtensions
                 sp.GetRequiredService<ITenantContext>(),
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetService<IMeterFactory>(),
-                sp.GetService<ILogger<PgDistributedCache>>());
+                sp.GetService<ILogger<PgDistributedCache>>(),
+                first.Replicas.ConnectionString is null ? null : sp.GetRequiredService<PgReplicaRouter>());
         });
         services.Replace(ServiceDescriptor.Singleton<IDistributedCache>(sp => sp.GetRequiredService<IPgDistributedCache>()));
         services.Replace(ServiceDescriptor.Singleton<IBufferDistributedCache>(sp => sp.GetRequiredService<IPgDistributedCache>()));

@@ -10,4 +10,7 @@ public sealed partial class PgDistributedCache
 
     [LoggerMessage(PgCacheEventIds.OperationFailed, LogLevel.Error, "PgCache {Operation} failed: {Reason}")]
     private static partial void LogOperationFailed(ILogger logger, Exception exception, string operation, string reason);
+
+    [LoggerMessage(PgCacheEventIds.ReplicaReadFailed, LogLevel.Warning, "PgCache {Operation} on a read replica failed and was read on the primary: {Reason}")]
+    private static partial void LogReplicaReadFailed(ILogger logger, Exception exception, string operation, string reason);
 }

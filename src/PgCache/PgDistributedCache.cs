@@ -49,6 +49,11 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     /// <param name="timeProvider">The single clock of every expiry.</param>
     /// <param name="meterFactory">The meter factory, or <see langword="null"/>.</param>
     /// <param name="logger">The logger, or <see langword="null"/>.</param>
+    /// <param name="replicas">
+    /// The read replicas gets may use under <see cref="PgCacheOptions.ReadConsistency"/>, or <see langword="null"/>
+    /// (every read goes to <paramref name="dataSource"/>).
+    /// </param>
+    /// <exception cref="ArgumentException">Replica reads were asked for on an UNLOGGED table.</exception>
     public PgDistributedCache(
         NpgsqlDataSource dataSource,
         PgFirstOptions pgFirstOptions,
@@ -56,7 +61,8 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         ITenantContext tenantContext,
         TimeProvider timeProvider,
         IMeterFactory? meterFactory = null,
-        ILogger<PgDistributedCache>? logger = null)
+        ILogger<PgDistributedCache>? logger = null,
+        PgReplicaRouter? replicas = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(pgFirstOptions);
@@ -64,7 +70,15 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         ArgumentNullException.ThrowIfNull(tenantContext);
         ArgumentNullException.ThrowIfNull(timeProvider);
         PgPooler.EnsureCompatible(dataSource, pgFirstOptions.Pooler);
-        _shared = new Shared(dataSource, pgFirstOptions.SchemaName, pgFirstOptions.Pooler, options, tenantContext, timeProvider, meterFactory, logger);
+        if (options.ReadConsistency != PgReadConsistency.Strong && options.Durability != PgCacheDurability.Logged)
+        {
+            throw new ArgumentException("Replica reads need PgCache:Durability Logged: an UNLOGGED table cannot be read on a standby.", nameof(options));
+        }
+
+        _shared = new Shared(dataSource, pgFirstOptions.SchemaName, pgFirstOptions.Pooler, options, tenantContext, timeProvider, meterFactory, logger)
+        {
+            Replicas = PgReplicaReads.For(replicas, ModuleName, options.ReadConsistency, options.MaxReplicaLag),
+        };
     }
 
     private PgDistributedCache(Shared shared, string tenantId)
@@ -165,13 +179,14 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     {
         CacheArguments.ValidateKey(key);
         ExecuteAsync("refresh", false, RefreshBody, key, async: false, CancellationToken.None).GetAwaiter().GetResult();
+        Wrote(key);
     }
 
     /// <inheritdoc />
     public Task RefreshAsync(string key, CancellationToken token = default)
     {
         CacheArguments.ValidateKey(key);
-        return ExecuteAsync("refresh", false, RefreshBody, key, async: true, token).AsTask();
+        return WriteThenRecordAsync(ExecuteAsync("refresh", false, RefreshBody, key, async: true, token), key);
     }
 
     /// <inheritdoc />
@@ -179,13 +194,14 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     {
         CacheArguments.ValidateKey(key);
         ExecuteAsync("remove", false, RemoveBody, key, async: false, CancellationToken.None).GetAwaiter().GetResult();
+        Wrote(key);
     }
 
     /// <inheritdoc />
     public Task RemoveAsync(string key, CancellationToken token = default)
     {
         CacheArguments.ValidateKey(key);
-        return ExecuteAsync("remove", false, RemoveBody, key, async: true, token).AsTask();
+        return WriteThenRecordAsync(ExecuteAsync("remove", false, RemoveBody, key, async: true, token), key);
     }
 
     /// <inheritdoc />
@@ -195,6 +211,12 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         if (unique.Length == 0)
         {
             return new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        }
+
+        if (ChooseReplica(unique.Length == 1 ? unique[0] : null) is { } replica
+            && await ReplicaGetManyAsync(replica, unique, cancellationToken).ConfigureAwait(false) is { } fromReplica)
+        {
+            return fromReplica;
         }
 
         var found = await ExecuteAsync("get_many", true, GetManyBody, unique, async: true, cancellationToken).ConfigureAwait(false);
@@ -214,6 +236,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         }
 
         await ExecuteAsync("set_many", false, SetManyBody, new SetManyArgs(keys, values, expiry, tags), async: true, cancellationToken).ConfigureAwait(false);
+        Wrote(keys);
         _shared.Metrics.Written(values.Sum(v => (long)v.Length));
     }
 
@@ -221,21 +244,32 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     public async Task<long> RemoveManyAsync(IEnumerable<string> keys, CancellationToken cancellationToken = default)
     {
         var unique = CacheArguments.ValidateKeys(keys);
-        return unique.Length == 0
-            ? 0
-            : await ExecuteAsync("remove_many", false, RemoveManyBody, unique, async: true, cancellationToken).ConfigureAwait(false);
+        if (unique.Length == 0)
+        {
+            return 0;
+        }
+
+        var removed = await ExecuteAsync("remove_many", false, RemoveManyBody, unique, async: true, cancellationToken).ConfigureAwait(false);
+        Wrote(unique);
+        return removed;
     }
 
     /// <inheritdoc />
     public async Task<long> RemoveByTagAsync(string tag, CancellationToken cancellationToken = default)
     {
         CacheArguments.ValidateTag(tag);
-        return await ExecuteAsync("remove_by_tag", false, RemoveByTagBody, tag, async: true, cancellationToken).ConfigureAwait(false);
+        var removed = await ExecuteAsync("remove_by_tag", false, RemoveByTagBody, tag, async: true, cancellationToken).ConfigureAwait(false);
+        _shared.Replicas?.WroteAny();
+        return removed;
     }
 
     /// <inheritdoc />
-    public async Task<long> RemoveTenantAsync(CancellationToken cancellationToken = default) =>
-        await ExecuteAsync("remove_tenant", false, RemoveTenantBody, 0, async: true, cancellationToken).ConfigureAwait(false);
+    public async Task<long> RemoveTenantAsync(CancellationToken cancellationToken = default)
+    {
+        var removed = await ExecuteAsync("remove_tenant", false, RemoveTenantBody, 0, async: true, cancellationToken).ConfigureAwait(false);
+        _shared.Replicas?.WroteAny();
+        return removed;
+    }
 
     /// <summary>Releases the cache's own meter when it was created without a meter factory.</summary>
     public void Dispose()
@@ -248,6 +282,15 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
     private async ValueTask<byte[]?> GetCoreAsync(string key, bool async, CancellationToken cancellationToken)
     {
+        if (ChooseReplica(key) is { } replica)
+        {
+            var (answered, hit) = await ReplicaGetAsync(replica, key, async, cancellationToken).ConfigureAwait(false);
+            if (answered)
+            {
+                return hit;
+            }
+        }
+
         var value = await ExecuteAsync("get", true, GetBody, key, async, cancellationToken).ConfigureAwait(false);
         if (value is not null)
         {
@@ -259,6 +302,21 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
     private async ValueTask<bool> TryGetCoreAsync(string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken)
     {
+        // A replica read copies through a byte[]: the allocation-free path is the primary's.
+        if (ChooseReplica(key) is { } replica)
+        {
+            var (answered, hit) = await ReplicaGetAsync(replica, key, async, cancellationToken).ConfigureAwait(false);
+            if (answered)
+            {
+                if (hit is not null)
+                {
+                    destination.Write(hit);
+                }
+
+                return hit is not null;
+            }
+        }
+
         var length = await ExecuteAsync("get", true, (c, k, a, ct) => TryGetBody(c, k, destination, a, ct), key, async, cancellationToken).ConfigureAwait(false);
         if (length is not { } read)
         {
@@ -293,6 +351,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         try
         {
             await ExecuteAsync("set", false, SetBody, new SetArgs(key, memory, expiry, tags), async, cancellationToken).ConfigureAwait(false);
+            Wrote(key);
             _shared.Metrics.Written(memory.Length);
         }
         finally
@@ -579,6 +638,8 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         public string SchemaName { get; } = schemaName;
 
         public PgPoolerMode Pooler { get; } = pooler;
+
+        public PgReplicaReads? Replicas { get; init; }
 
         public bool Prepares { get; } = PgPooler.PreparesStatements(pooler);
 

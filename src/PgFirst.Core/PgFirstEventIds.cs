@@ -35,4 +35,13 @@ public static class PgFirstEventIds
 
     /// <summary>The maintenance runner is disabled or has no task.</summary>
     public const int MaintenanceDisabled = 5013;
+
+    /// <summary>A read replica became unavailable (unreachable, or no longer a standby); its reads go to the primary.</summary>
+    public const int ReplicaUnavailable = 5020;
+
+    /// <summary>A read replica became available.</summary>
+    public const int ReplicaAvailable = 5021;
+
+    /// <summary>A sample of the read replicas failed.</summary>
+    public const int ReplicaSampleFailed = 5022;
 }

@@ -41,4 +41,16 @@ public static class PgFirstMetricNames
 
     /// <summary>The tag carrying the backend: <c>postgresql</c> or <c>redis</c>.</summary>
     public const string BackendTag = "pgfirst.backend";
+
+    /// <summary>Gauge of each read replica's replay lag in seconds, tagged with <see cref="ReplicaTag"/>.</summary>
+    public const string ReplicaLag = "pgfirst.replica.lag";
+
+    /// <summary>Counter of reads routed by a consistency level, tagged with <see cref="ModuleTag"/> and <see cref="ReplicaTargetTag"/>.</summary>
+    public const string ReplicaReads = "pgfirst.replica.reads";
+
+    /// <summary>The tag naming a read replica (its host).</summary>
+    public const string ReplicaTag = "pgfirst.replica";
+
+    /// <summary>The tag saying where a routed read went: <c>replica</c> or <c>primary</c>.</summary>
+    public const string ReplicaTargetTag = "pgfirst.read_target";
 }

@@ -91,6 +91,11 @@ public sealed class PgFirstOptions
     public PgFirstBackend? QueueBackend { get; set; }
 
     /// <summary>
+    /// Gets the read replicas modules may read from when their read consistency allows it.
+    /// </summary>
+    public PgReplicaOptions Replicas { get; } = new();
+
+    /// <summary>
     /// Gets the settings of the maintenance runner that calls each module's expiry-cleanup function.
     /// </summary>
     public PgMaintenanceOptions Maintenance { get; } = new();

@@ -120,6 +120,27 @@ public static class PgFirstServiceCollectionExtensions
             tags));
     }
 
+    /// <summary>
+    /// Adds a health check of the read replicas (<see cref="PgFirstOptions.Replicas"/>): Degraded when a standby is
+    /// unavailable or lags more than <see cref="PgReplicaOptions.DegradedLag"/>. Reads the last sample; no I/O.
+    /// </summary>
+    /// <param name="builder">The health checks builder.</param>
+    /// <param name="name">The check's name.</param>
+    /// <param name="tags">Tags, e.g. <c>ready</c>.</param>
+    /// <returns>The builder.</returns>
+    public static IHealthChecksBuilder AddPgFirstReplicas(
+        this IHealthChecksBuilder builder,
+        string name = "postgresql-replicas",
+        IEnumerable<string>? tags = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.Add(new HealthCheckRegistration(
+            name,
+            sp => new PgFirstReplicaHealthCheck(sp.GetRequiredService<PgReplicaRouter>(), sp.GetRequiredService<IOptions<PgFirstOptions>>().Value.Replicas),
+            HealthStatus.Degraded,
+            tags));
+    }
+
     private static PgFirstBuilder AddCore(IServiceCollection services)
     {
         var builder = new PgFirstBuilder(services);
@@ -154,6 +175,19 @@ public static class PgFirstServiceCollectionExtensions
                 sp.GetService<ILogger<PgMaintenanceRunner>>());
         });
 
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<PgFirstOptions>>().Value;
+            // Lag is measured on the real clock whatever the app's TimeProvider: standbys replay in real time.
+            return new PgReplicaRouter(
+                sp.GetRequiredNpgsqlDataSource(options.DataSourceKey),
+                options,
+                TimeProvider.System,
+                sp.GetService<IMeterFactory>(),
+                sp.GetService<ILogger<PgReplicaRouter>>());
+        });
+        services.AddSingleton<IHostedService, PgReplicaStartup>();
+
         // Order matters: the schema is applied (StartingAsync) before the runner starts.
         services.AddSingleton<IHostedService, PgFirstSchemaStartup>();
         services.AddSingleton<IHostedService>(sp =>
@@ -174,6 +208,22 @@ public static class PgFirstServiceCollectionExtensions
 
     private static IEnumerable<PgMaintenanceTask> TasksInUse(IServiceProvider services) =>
         services.GetServices<PgMaintenanceTask?>().OfType<PgMaintenanceTask>();
+
+    // Starts sampling the replicas, only when some are configured (so an app without replicas resolves no data source).
+    private sealed class PgReplicaStartup(IServiceProvider services, IOptions<PgFirstOptions> options) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            if (options.Value.Replicas.ConnectionString is not null)
+            {
+                services.GetRequiredService<PgReplicaRouter>().Start();
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
 
     private sealed class IdleHostedService : IHostedService
     {

@@ -53,4 +53,21 @@ public sealed class PgSessionOptions
     /// </summary>
     /// <value>The default is <see langword="false"/>: a synchronous access loads synchronously, logs a warning (event 2003) and counts it.</value>
     public bool RequireAsyncLoad { get; set; }
+
+    /// <summary>
+    /// Gets or sets whether session loads may read from a read replica (<c>PgFirst:Replicas</c>). A replica answers
+    /// only a session it finds with no touch due; a miss or a due touch is loaded on the primary. Writes always go to
+    /// the primary.
+    /// </summary>
+    /// <value>
+    /// The default is <see cref="PgFirst.Core.PgReadConsistency.Strong"/> (the primary). With
+    /// <see cref="PgFirst.Core.PgReadConsistency.ReadYourWrites"/>, the instance that wrote a session reads it back as
+    /// written; a request that lands on another instance may see it up to <see cref="MaxReplicaLag"/> old, and a revoked
+    /// session may stay usable there for as long: keep Strong unless the load balancer is sticky.
+    /// </value>
+    public PgFirst.Core.PgReadConsistency ReadConsistency { get; set; } = PgFirst.Core.PgReadConsistency.Strong;
+
+    /// <summary>Gets or sets the largest replay lag of a replica that session loads may read from.</summary>
+    /// <value>The default is 1 second. Must be positive.</value>
+    public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(1);
 }

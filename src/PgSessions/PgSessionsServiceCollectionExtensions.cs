@@ -136,7 +136,13 @@ public static class PgSessionsServiceCollectionExtensions
                     "PgFirst.Redis and call services.AddPgFirst(...).AddRedis(...).");
             }
 
-            return new PostgresSessionBackend(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first);
+            var options = sp.GetRequiredService<IOptions<PgSessionOptions>>().Value;
+            return new PostgresSessionBackend(
+                sp.GetRequiredNpgsqlDataSource(first.DataSourceKey),
+                first,
+                first.Replicas.ConnectionString is null
+                    ? null
+                    : PgReplicaReads.For(sp.GetRequiredService<PgReplicaRouter>(), "pgsessions", options.ReadConsistency, options.MaxReplicaLag));
         });
         services.TryAddSingleton(sp => new PgSessionsMetrics(
             sp.GetService<IMeterFactory>(),

@@ -16,6 +16,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     private readonly string _schemaName;
     private readonly PgSessionsSql _sql;
     private readonly PgPoolerMode _pooler;
+    private readonly PgReplicaReads? _replicas;
 
     /// <summary>
     /// Initializes a new instance of the <see cref="PostgresSessionBackend"/> class for a direct connection
@@ -34,8 +35,12 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     /// </summary>
     /// <param name="dataSource">The data source; not disposed by the backend.</param>
     /// <param name="options">The shared options: <see cref="PgFirstOptions.SchemaName"/> and <see cref="PgFirstOptions.Pooler"/>.</param>
+    /// <param name="replicas">
+    /// The read replicas loads may use (<see cref="PgSessionOptions.ReadConsistency"/>), or <see langword="null"/> for
+    /// the primary only.
+    /// </param>
     /// <exception cref="PgFirstPoolerException">The data source auto-prepares statements behind a transaction pooler.</exception>
-    public PostgresSessionBackend(NpgsqlDataSource dataSource, PgFirstOptions options)
+    public PostgresSessionBackend(NpgsqlDataSource dataSource, PgFirstOptions options, PgReplicaReads? replicas = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(options);
@@ -45,6 +50,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         _dataSource = dataSource;
         _schemaName = schemaName;
         _pooler = options.Pooler;
+        _replicas = replicas;
         _sql = new PgSessionsSql(schemaName);
     }
 
@@ -57,6 +63,12 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     /// <inheritdoc />
     public async ValueTask<PgSessionRecord?> LoadAsync(PgSessionLoadRequest request, CancellationToken cancellationToken)
     {
+        if (_replicas?.Choose(ReplicaKey(request.KeyHash)) is { } replica
+            && await ReplicaLoadAsync(replica, request, async: true, cancellationToken).ConfigureAwait(false) is { } fromReplica)
+        {
+            return fromReplica;
+        }
+
         try
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -67,7 +79,6 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             {
                 await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
             }
-
 
             // No CommandBehavior.SingleRow: Npgsql sends it as a row-limited Execute, which costs more than it saves.
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -83,6 +94,14 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     /// <inheritdoc />
     public PgSessionRecord? Load(PgSessionLoadRequest request)
     {
+#pragma warning disable VSTHRD002, CA2012 // With async false the ValueTask is already complete.
+        if (_replicas?.Choose(ReplicaKey(request.KeyHash)) is { } replica
+            && ReplicaLoadAsync(replica, request, async: false, CancellationToken.None).GetAwaiter().GetResult() is { } fromReplica)
+        {
+            return fromReplica;
+        }
+#pragma warning restore VSTHRD002, CA2012
+
         try
         {
             using var connection = _dataSource.OpenConnection();
@@ -105,7 +124,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     public async ValueTask<bool> InsertAsync(PgSessionRecord record, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
-        return await ExecuteAsync(_sql.Insert, p =>
+        var inserted = await ExecuteAsync(_sql.Insert, p =>
         {
             p.Add(Bytes(record.KeyHash));
             p.Add(new NpgsqlParameter<Guid> { TypedValue = record.SessionId, NpgsqlDbType = NpgsqlDbType.Uuid });
@@ -119,6 +138,8 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             p.Add(Text(record.ClientIp));
             p.Add(Text(record.UserAgent));
         }, cancellationToken).ConfigureAwait(false) == 1;
+        _replicas?.Wrote(ReplicaKey(record.KeyHash));
+        return inserted;
     }
 
     /// <inheritdoc />
@@ -127,7 +148,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         ArgumentNullException.ThrowIfNull(update);
         try
         {
-            return await RunAsync(
+            var version = await RunAsync(
                 _sql.Update,
                 p =>
                 {
@@ -144,6 +165,13 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
                 },
                 async (command, ct) => await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is long version ? version : (long?)null,
                 cancellationToken).ConfigureAwait(false);
+            if (_replicas is not null)
+            {
+                _replicas.Wrote(ReplicaKey(update.KeyHash));
+                _replicas.Wrote(ReplicaKey(update.NewKeyHash));
+            }
+
+            return version;
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
         {
@@ -181,29 +209,65 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask<bool> RevokeAsync(string tenantId, Guid sessionId, CancellationToken cancellationToken) =>
-        await ExecuteAsync(_sql.Revoke, p =>
+    public async ValueTask<bool> RevokeAsync(string tenantId, Guid sessionId, CancellationToken cancellationToken)
+    {
+        var revoked = await ExecuteAsync(_sql.Revoke, p =>
         {
             p.Add(Text(tenantId));
             p.Add(new NpgsqlParameter<Guid> { TypedValue = sessionId, NpgsqlDbType = NpgsqlDbType.Uuid });
         }, cancellationToken).ConfigureAwait(false) > 0;
 
+        // Revoked by id, not by key: every later load of this instance waits for the replicas to have replayed it.
+        _replicas?.WroteAny();
+        return revoked;
+    }
+
     /// <inheritdoc />
-    public async ValueTask<int> RevokeAllAsync(string tenantId, string userId, Guid? exceptSessionId, CancellationToken cancellationToken) =>
-        await ExecuteAsync(_sql.RevokeAll, p =>
+    public async ValueTask<int> RevokeAllAsync(string tenantId, string userId, Guid? exceptSessionId, CancellationToken cancellationToken)
+    {
+        var revoked = await ExecuteAsync(_sql.RevokeAll, p =>
         {
             p.Add(Text(tenantId));
             p.Add(Text(userId));
             p.Add(new NpgsqlParameter { Value = exceptSessionId is { } id ? id : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         }, cancellationToken).ConfigureAwait(false);
+        _replicas?.WroteAny();
+        return revoked;
+    }
 
     /// <inheritdoc />
     public async ValueTask PingAsync(CancellationToken cancellationToken) =>
         await ExecuteAsync(_sql.Ping, static _ => { }, cancellationToken).ConfigureAwait(false);
 
-    private NpgsqlCommand LoadCommand(NpgsqlConnection connection, PgSessionLoadRequest request)
+    private static string ReplicaKey(byte[] keyHash) => Convert.ToBase64String(keyHash);
+
+    // The session when the standby has it with no touch due; null when the primary must load it (a miss, a due
+    // touch, or a standby that failed or conflicted with recovery).
+#pragma warning disable VSTHRD103 // One path for both: with async false it does synchronous I/O only.
+    private async ValueTask<PgSessionRecord?> ReplicaLoadAsync(NpgsqlDataSource replica, PgSessionLoadRequest request, bool async, CancellationToken cancellationToken)
     {
-        var command = new NpgsqlCommand(_sql.Load, connection);
+        try
+        {
+            var connection = async ? await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : replica.OpenConnection();
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = LoadCommand(connection, request, _sql.ReplicaLoad);
+            await using var commandScope = command.ConfigureAwait(false);
+            var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            await using var readerScope = reader.ConfigureAwait(false);
+            return (async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()) && !reader.GetBoolean(12)
+                ? ReadRecord(reader)
+                : null;
+        }
+        catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+#pragma warning restore VSTHRD103
+
+    private NpgsqlCommand LoadCommand(NpgsqlConnection connection, PgSessionLoadRequest request, string? sql = null)
+    {
+        var command = new NpgsqlCommand(sql ?? _sql.Load, connection);
         command.Parameters.Add(Bytes(request.KeyHash));
         command.Parameters.Add(Text(request.TenantId));
         command.Parameters.Add(Time(request.Now));

@@ -3,29 +3,48 @@ using PgFirst.Testing;
 
 namespace PgCache.Tests;
 
+// With PGFIRST_TEST_READ_REPLICAS=standby the suite runs with gets on the standby under ReadYourWrites (a logged
+// table, one router for the class as for one app instance): every write of the suite must still be read back.
 [Trait("Category", "Conformance")]
 public class PostgresCacheConformanceTests(PostgresServer server) : DistributedCacheConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
+    private PgReplicaRouter? _replicas;
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
+    private PgCacheOptions Options => server.ReadReplicas
+        ? new PgCacheOptions { Durability = PgCacheDurability.Logged, ReadConsistency = PgReadConsistency.ReadYourWrites, MaxReplicaLag = TimeSpan.FromSeconds(30) }
+        : new PgCacheOptions();
+
     public override async ValueTask InitializeAsync()
     {
-        await _schema.ApplyAsync([PgDistributedCache.SchemaModule], CancellationToken);
+        await _schema.ApplyAsync([PgDistributedCache.SchemaModuleFor(Options.Durability)], CancellationToken);
+        if (server.ReadReplicas)
+        {
+            _replicas = new PgReplicaRouter(_schema.DataSource, _schema.Options, TimeProvider.System);
+            _replicas.Start();
+        }
+
         await base.InitializeAsync();
     }
 
     public override async ValueTask DisposeAsync()
     {
+        if (_replicas is not null)
+        {
+            await _replicas.DisposeAsync();
+        }
+
         await _schema.DisposeAsync();
         await base.DisposeAsync();
     }
 
     protected override Task<IPgDistributedCache> CreateCacheAsync(ITenantContext tenantContext) =>
         Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
-            _schema.DataSource, _schema.Options, new PgCacheOptions(), tenantContext, Time));
+            _schema.DataSource, _schema.Options, Options, tenantContext, Time, replicas: _replicas));
 
+    // Through the proxy, the primary alone: these tests take the server away and expect the errors.
     protected override Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe) =>
         Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
             _schema.Track(server.CreateDataSourceThrough(proxy)),

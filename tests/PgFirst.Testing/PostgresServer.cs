@@ -14,7 +14,8 @@ namespace PgFirst.Testing;
 /// With <c>PGFIRST_TEST_POOLER=transaction</c>, <c>PGFIRST_TEST_POSTGRES</c> names a transaction pooler (PgBouncer in
 /// <c>pool_mode = transaction</c>, or any other) and <c>PGFIRST_TEST_POSTGRES_DIRECT</c> the server behind it: the
 /// stores the tests build through <see cref="ConfigurePgFirst"/> then run in <see cref="PgPoolerMode.Transaction"/>
-/// mode and LISTEN on the direct connection.
+/// mode and LISTEN on the direct connection. With <c>PGFIRST_TEST_READ_REPLICAS=standby</c>, the stores that can read
+/// from replicas read from the standby <c>PGFIRST_TEST_STANDBY</c> names (<see cref="ReadReplicas"/>).
 /// </remarks>
 public sealed class PostgresServer : IAsyncLifetime
 {
@@ -25,6 +26,16 @@ public sealed class PostgresServer : IAsyncLifetime
 
     /// <summary>Gets the pooler mode the tests run PgFirst in (<c>PGFIRST_TEST_POOLER</c>).</summary>
     public PgPoolerMode Pooler { get; private set; }
+
+    /// <summary>Gets a value indicating whether stores that can read from a replica read from the standby (<c>PGFIRST_TEST_READ_REPLICAS=standby</c>).</summary>
+    public bool ReadReplicas { get; private set; }
+
+    /// <summary>Gets a connection string to the streaming standby of this server (<c>PGFIRST_TEST_STANDBY</c>).</summary>
+    /// <exception cref="InvalidOperationException">No standby is known; the message says how to provide one.</exception>
+    public static string StandbyConnectionString =>
+        Environment.GetEnvironmentVariable(TestEnvironment.StandbyVariable) is { Length: > 0 } standby ? standby
+        : throw new InvalidOperationException(
+            $"This test needs a streaming standby of the test server: set {TestEnvironment.StandbyVariable} (./pgfirst test starts one).");
 
     /// <summary>Gets a connection string that goes past any pooler (<c>PGFIRST_TEST_POSTGRES_DIRECT</c>, else <see cref="ConnectionString"/>).</summary>
     public string DirectConnectionString => _directConnectionString ?? ConnectionString;
@@ -38,6 +49,12 @@ public sealed class PostgresServer : IAsyncLifetime
         try
         {
             Pooler = TestEnvironment.Pooler();
+            ReadReplicas = Environment.GetEnvironmentVariable(TestEnvironment.ReadReplicasVariable)?.Trim().ToLowerInvariant() switch
+            {
+                null or "" or "none" => false,
+                "standby" => true,
+                var other => throw new InvalidOperationException($"{TestEnvironment.ReadReplicasVariable}='{other}': use 'standby' or leave it unset."),
+            };
             if (Pooler == PgPoolerMode.Transaction)
             {
                 _directConnectionString = Environment.GetEnvironmentVariable(TestEnvironment.PostgresDirectVariable) is { Length: > 0 } direct
@@ -120,6 +137,7 @@ public sealed class PostgresServer : IAsyncLifetime
         ArgumentNullException.ThrowIfNull(options);
         options.Pooler = Pooler;
         options.ListenConnectionString = Pooler == PgPoolerMode.Transaction ? DirectConnectionString : null;
+        options.Replicas.ConnectionString = ReadReplicas ? StandbyConnectionString : null;
     }
 
     /// <summary>Options for a store on <paramref name="schemaName"/> on this server (see <see cref="ConfigurePgFirst"/>).</summary>

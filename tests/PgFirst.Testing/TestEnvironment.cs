@@ -8,6 +8,8 @@ public static class TestEnvironment
     public const string PoolerVariable = "PGFIRST_TEST_POOLER";
     public const string PostgresDirectVariable = "PGFIRST_TEST_POSTGRES_DIRECT";
     public const string PgBouncerVariable = "PGFIRST_TEST_PGBOUNCER";
+    public const string StandbyVariable = "PGFIRST_TEST_STANDBY";
+    public const string ReadReplicasVariable = "PGFIRST_TEST_READ_REPLICAS";
 
     /// <summary>The pooler mode named by <c>PGFIRST_TEST_POOLER</c>: unset or <c>none</c>, or <c>transaction</c>.</summary>
     public static PgFirst.Core.PgPoolerMode Pooler() => Environment.GetEnvironmentVariable(PoolerVariable)?.Trim().ToLowerInvariant() switch

@@ -13,6 +13,31 @@ internal sealed class PgCacheSql
 
     private const string GetManyFormat = "SELECT key, value FROM {0}.cache_get_many($1, $2, $3, $4)";
 
+    // Reads on a read replica, where nothing can be written: the value, and whether a sliding refresh is due (the
+    // rule of cache_get). A due entry is read again on the primary, which extends it.
+    private const string ReplicaGetFormat = """
+        SELECT c.value,
+               c.sliding IS NOT NULL
+               AND LEAST(c.absolute_expires_at, $3 + c.sliding) - c.expires_at >= LEAST($4, c.sliding / 10)
+        FROM {0} AS c
+        WHERE c.tenant_id = $1
+          AND c.key_hash = hashtextextended($2, 0)
+          AND c.key = $2
+          AND c.expires_at > $3
+        """;
+
+    private const string ReplicaGetManyFormat = """
+        SELECT c.key,
+               c.value,
+               c.sliding IS NOT NULL
+               AND LEAST(c.absolute_expires_at, $3 + c.sliding) - c.expires_at >= LEAST($4, c.sliding / 10)
+        FROM {0} AS c
+        WHERE c.tenant_id = $1
+          AND c.key_hash = ANY(ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
+          AND c.key = ANY($2)
+          AND c.expires_at > $3
+        """;
+
     // Writes: $3 value(s), $4 expires_at (NULL = never), $5 sliding, $6 absolute, $7 tags. One upsert.
     private const string SetFormat = """
         INSERT INTO {0} AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
@@ -77,6 +102,8 @@ internal sealed class PgCacheSql
         var table = quotedSchema + ".cache_entry";
         Get = Format(GetFormat, quotedSchema);
         GetMany = Format(GetManyFormat, quotedSchema);
+        ReplicaGet = Format(ReplicaGetFormat, table);
+        ReplicaGetMany = Format(ReplicaGetManyFormat, table);
         Set = Format(SetFormat, table);
         SetMany = Format(SetManyFormat, table);
         Refresh = Format(RefreshFormat, table);
@@ -89,6 +116,10 @@ internal sealed class PgCacheSql
     public string Get { get; }
 
     public string GetMany { get; }
+
+    public string ReplicaGet { get; }
+
+    public string ReplicaGetMany { get; }
 
     public string Set { get; }
 

@@ -47,6 +47,37 @@ internal sealed class PgFirstOptionsValidator : IValidateOptions<PgFirstOptions>
             }
         }
 
+        var r = options.Replicas;
+        if (r.ConnectionString is { } replicas)
+        {
+            try
+            {
+                if (string.IsNullOrWhiteSpace(replicas) || string.IsNullOrEmpty(new NpgsqlConnectionStringBuilder(replicas).Host))
+                {
+                    failures.Add("PgFirst:Replicas:ConnectionString names no Host: list the standbys, or leave it unset.");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                failures.Add($"PgFirst:Replicas:ConnectionString is not a valid Npgsql connection string: {ex.Message}");
+            }
+        }
+
+        if (r.SampleInterval < TimeSpan.FromMilliseconds(10) || r.SampleInterval > TimeSpan.FromMinutes(1))
+        {
+            failures.Add($"PgFirst:Replicas:SampleInterval {r.SampleInterval} must be between 00:00:00.010 and 00:01:00.");
+        }
+
+        if (r.DegradedLag <= TimeSpan.Zero)
+        {
+            failures.Add($"PgFirst:Replicas:DegradedLag {r.DegradedLag} must be positive.");
+        }
+
+        if (r.MaxTrackedWrites is < 1 or > 10_000_000)
+        {
+            failures.Add($"PgFirst:Replicas:MaxTrackedWrites {r.MaxTrackedWrites} must be between 1 and 10000000.");
+        }
+
         var m = options.Maintenance;
         if (m.Interval < TimeSpan.FromSeconds(1) || m.Interval > TimeSpan.FromDays(1))
         {

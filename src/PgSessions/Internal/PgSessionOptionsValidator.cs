@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Options;
+using PgFirst.Core;
 
 namespace PgSessions.Internal;
 
-internal sealed class PgSessionOptionsValidator : IValidateOptions<PgSessionOptions>
+internal sealed class PgSessionOptionsValidator(IOptions<PgFirstOptions> first) : IValidateOptions<PgSessionOptions>
 {
     public static readonly TimeSpan MinLifetime = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(366);
@@ -41,6 +42,20 @@ internal sealed class PgSessionOptionsValidator : IValidateOptions<PgSessionOpti
         if (options.MaxCommitRetries is < 0 or > 100)
         {
             failures.Add($"PgSessions:MaxCommitRetries {options.MaxCommitRetries} must be between 0 and 100.");
+        }
+
+        if (!Enum.IsDefined(options.ReadConsistency))
+        {
+            failures.Add($"PgSessions:ReadConsistency {(int)options.ReadConsistency} is not Strong, BoundedStaleness or ReadYourWrites.");
+        }
+        else if (options.ReadConsistency != PgReadConsistency.Strong && first.Value.Replicas.ConnectionString is null)
+        {
+            failures.Add($"PgSessions:ReadConsistency {options.ReadConsistency} reads from replicas, but PgFirst:Replicas:ConnectionString is not set.");
+        }
+
+        if (options.MaxReplicaLag <= TimeSpan.Zero)
+        {
+            failures.Add($"PgSessions:MaxReplicaLag {options.MaxReplicaLag} must be positive.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

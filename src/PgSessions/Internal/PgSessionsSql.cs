@@ -14,6 +14,16 @@ internal sealed class PgSessionsSql(string schemaName)
         FROM {_schema}.session_load($1, $2, $3, $4)
         """;
 
+    // On a read replica, where nothing can be written: the row, and whether its touch is due (the rule of
+    // session_load). A due touch, or a miss, is loaded again on the primary.
+    public string ReplicaLoad => $"""
+        SELECT {Columns}, $3 - last_seen_at >= $4
+        FROM {_schema}.session
+        WHERE key_hash = $1
+          AND tenant_id = $2
+          AND expires_at > $3
+        """;
+
     // A dead row under the same hash (its cleanup not run yet) is replaced; a live one is left alone.
     public string Insert => $"""
         INSERT INTO {_schema}.session AS s (key_hash, session_id, tenant_id, user_id, created_at, last_seen_at, idle_timeout, absolute_expires_at, expires_at, version, data, client_ip, user_agent)

@@ -1,0 +1,119 @@
+using Npgsql;
+using NpgsqlTypes;
+using PgFirst.Core;
+
+namespace PgCache;
+
+#pragma warning disable VSTHRD002, VSTHRD103, CA2012
+
+// Gets from read replicas (PgCacheOptions.ReadConsistency): a read-only statement on the standby the router chose;
+// the primary answers when no standby may, when the standby fails or conflicts with recovery, and when a sliding
+// entry is due for its refresh (only the primary can extend it).
+public sealed partial class PgDistributedCache
+{
+    private const string ModuleName = "pgcache";
+
+    // The key matters only to read-your-writes: other levels skip building it.
+    private NpgsqlDataSource? ChooseReplica(string? key) => _shared.Replicas is { } replicas
+        ? replicas.Choose(key is null || replicas.Consistency != PgReadConsistency.ReadYourWrites ? null : WriteKey(key))
+        : null;
+
+    private string WriteKey(string key) => string.Concat(TenantId, "\0", key);
+
+    private void Wrote(string key) => _shared.Replicas?.Wrote(WriteKey(key));
+
+    private void Wrote(string[] keys)
+    {
+        if (_shared.Replicas is { Consistency: PgReadConsistency.ReadYourWrites } replicas)
+        {
+            foreach (var key in keys)
+            {
+                replicas.Wrote(WriteKey(key));
+            }
+        }
+    }
+
+    private async Task WriteThenRecordAsync<T>(ValueTask<T> write, string key)
+    {
+        await write.ConfigureAwait(false);
+        Wrote(key);
+    }
+
+    // (true, value) when the standby answered with no refresh due; (false, null) when the primary must answer.
+    private async ValueTask<(bool Answered, byte[]? Value)> ReplicaGetAsync(NpgsqlDataSource replica, string key, bool async, CancellationToken cancellationToken)
+    {
+        var started = Internal.PgCacheMetrics.Start();
+        try
+        {
+            var connection = async ? await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : replica.OpenConnection();
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = Command(connection, _shared.Sql.ReplicaGet, TenantId);
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
+            AddReadParameters(command);
+            await PrepareAsync(command, async, cancellationToken).ConfigureAwait(false);
+            var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            await using var readerScope = reader.ConfigureAwait(false);
+            if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
+            {
+                _shared.Metrics.Record("get", "miss", started);
+                return (true, null);
+            }
+
+            if (reader.GetBoolean(1))
+            {
+                return (false, null);
+            }
+
+            var value = reader.GetFieldValue<byte[]>(0);
+            _shared.Metrics.Record("get", "hit", started);
+            _shared.Metrics.Read(value.Length);
+            return (true, value);
+        }
+        catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogReplicaReadFailed(_shared.Logger, ex, "get", ex.Message);
+            return (false, null);
+        }
+    }
+
+    // The hits when the standby answered and none is due for a refresh; null when the primary must answer.
+    private async Task<IReadOnlyDictionary<string, byte[]>?> ReplicaGetManyAsync(NpgsqlDataSource replica, string[] keys, CancellationToken cancellationToken)
+    {
+        var started = Internal.PgCacheMetrics.Start();
+        try
+        {
+            var connection = await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = Command(connection, _shared.Sql.ReplicaGetMany, TenantId);
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            AddReadParameters(command);
+            await PrepareAsync(command, async: true, cancellationToken).ConfigureAwait(false);
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var readerScope = reader.ConfigureAwait(false);
+            var found = new Dictionary<string, byte[]>(keys.Length, StringComparer.Ordinal);
+            long bytes = 0;
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (reader.GetBoolean(2))
+                {
+                    return null;
+                }
+
+                var value = reader.GetFieldValue<byte[]>(1);
+                found[reader.GetString(0)] = value;
+                bytes += value.Length;
+            }
+
+            _shared.Metrics.Record("get_many", found.Count == 0 ? "miss" : "hit", started);
+            _shared.Metrics.Read(bytes);
+            return found;
+        }
+        catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogReplicaReadFailed(_shared.Logger, ex, "get_many", ex.Message);
+            return null;
+        }
+    }
+}
