@@ -13,6 +13,15 @@ internal static class BenchmarkServers
 
     public static string Redis => RedisOverride ?? Require("PGFIRST_REDIS");
 
+    /// <summary>
+    /// Gets a connection string through PgBouncer in transaction mode (PGFIRST_PGBOUNCER), with the setting PgFirst
+    /// requires there (<c>No Reset On Close=true</c>).
+    /// </summary>
+    public static string PgBouncer => new Npgsql.NpgsqlConnectionStringBuilder(Require("PGFIRST_PGBOUNCER")) { NoResetOnClose = true }.ConnectionString;
+
+    /// <summary>Gets a connection string to the streaming standby of <see cref="Postgres"/> (PGFIRST_STANDBY).</summary>
+    public static string Standby => Require("PGFIRST_STANDBY");
+
     private static string Require(string variable) =>
         Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value
             ? value

@@ -70,15 +70,18 @@ internal static partial class LoadRunner
     }
 
     // PgSessions as an app gets it: AddPgFirst + AddPgSessions (+ AddRedis for the Redis twin), one provider per step.
-    private static (ServiceProvider Provider, Func<ValueTask> Dispose) SessionServices(bool redis)
+    private static (ServiceProvider Provider, Func<ValueTask> Dispose) SessionServices(bool redis, Topology topology = Topology.Direct)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+        var (dataSource, options) = PostgresFor(topology, Schema);
         services.AddSingleton(dataSource);
         var first = services.AddPgFirst(o =>
         {
             o.SchemaName = Schema;
+            o.Pooler = options.Pooler;
+            o.Replicas.ConnectionString = options.Replicas.ConnectionString;
+            o.Replicas.SampleInterval = options.Replicas.SampleInterval;
             o.Backend = redis ? PgFirstBackend.Redis : PgFirstBackend.PostgreSql;
             o.Maintenance.Enabled = false;
         });
@@ -95,6 +98,11 @@ internal static partial class LoadRunner
         {
             o.IdleTimeout = TimeSpan.FromHours(2);
             o.TouchInterval = TouchInterval;
+            if (topology == Topology.Standby)
+            {
+                o.ReadConsistency = PgReadConsistency.BoundedStaleness;
+                o.MaxReplicaLag = ReplicaMaxLag;
+            }
         });
         var provider = services.BuildServiceProvider();
         return (provider, async () =>
@@ -184,12 +192,27 @@ internal static partial class LoadRunner
                 });
         }
 
-        public static async Task<Step> SessionRequestAsync(bool redis, bool modify)
+        public static async Task<Step> SessionRequestAsync(bool redis, bool modify, Topology topology = Topology.Direct)
         {
             await PrepareSessionsOnceAsync();
-            var (provider, dispose) = SessionServices(redis);
+            var (provider, dispose) = SessionServices(redis, topology);
             var store = provider.GetRequiredService<ISessionStore>();
-            return new Step(i => RequestAsync(store, i, modify), dispose);
+            if (topology != Topology.Standby)
+            {
+                return new Step(i => RequestAsync(store, i, modify), dispose);
+            }
+
+            // No host runs here to start the router: start it, and count where the loads went.
+            var router = provider.GetRequiredService<PgReplicaRouter>();
+            await router.SampleAsync();
+            router.Start();
+            var reads = new ReplicaReadCounter();
+            return new Step(i => RequestAsync(store, i, modify), async () =>
+            {
+                reads.Report("session loads");
+                reads.Dispose();
+                await dispose();
+            });
         }
 
         public static async Task<Step> StockSessionRequestAsync(bool modify)

@@ -23,6 +23,9 @@ namespace PgFirst.Benchmarks;
 /// </summary>
 internal static partial class LoadRunner
 {
+    private const string ThroughPgBouncer = "through PgBouncer (transaction)";
+    private const string DirectUnprepared = "direct, unprepared (Pooler=Transaction, no pooler)";
+    private const string LoggedGetGroup = "cache get 1 KiB, LOGGED table";
     private static string Schema = "bench_load";
     private static string RedisPrefix = "bench-load:";
     private static int Keys = 100_000;
@@ -184,9 +187,16 @@ internal static partial class LoadRunner
         Load("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
         Load("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
         Load("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
+        Load($"cache get 1 KiB: PgCache {ThroughPgBouncer}", () => Step.CacheGetAsync(redis: false, Topology.PgBouncer)),
+        Load($"cache get 1 KiB: PgCache {DirectUnprepared}", () => Step.CacheGetAsync(redis: false, Topology.DirectUnprepared)),
         Load("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
         Load("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
         Load("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
+        Load($"cache set 1 KiB: PgCache {ThroughPgBouncer}", () => Step.CacheSetAsync(redis: false, Topology.PgBouncer)),
+        Load($"cache set 1 KiB: PgCache {DirectUnprepared}", () => Step.CacheSetAsync(redis: false, Topology.DirectUnprepared)),
+        Load($"{LoggedGetGroup}: raw prepared SELECT", () => Step.RawCacheGetAsync(LoggedSchema)),
+        Load($"{LoggedGetGroup}: PgCache on the primary", () => Step.CacheGetAsync(redis: false, Topology.Direct, logged: true)),
+        Load($"{LoggedGetGroup}: PgCache, gets on the standby (BoundedStaleness)", () => Step.CacheGetAsync(redis: false, Topology.Standby, logged: true)),
         Load("cache get-many 100 × 1 KiB: raw prepared = ANY($1)", () => Step.RawCacheGetManyAsync()),
         Load("cache get-many 100 × 1 KiB: PgCache", () => Step.CacheGetManyAsync(redis: false)),
         Load("cache get-many 100 × 1 KiB: Redis twin", () => Step.CacheGetManyAsync(redis: true)),
@@ -194,16 +204,20 @@ internal static partial class LoadRunner
         Load("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
         Load("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
         Load("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
+        Load($"rate limit, 1,000 partitions: PgRateLimit {ThroughPgBouncer}", () => Step.RateLimitAsync(redis: false, Topology.PgBouncer)),
         Load("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
         Load("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
         Load("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
         Load("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
         Load("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
+        Load($"session read-only request: PgSessions {ThroughPgBouncer}", () => Step.SessionRequestAsync(redis: false, modify: false, Topology.PgBouncer)),
+        Load("session read-only request: PgSessions, loads on the standby (BoundedStaleness)", () => Step.SessionRequestAsync(redis: false, modify: false, Topology.Standby)),
         Load("session modifying request: raw prepared UPDATE", () => Step.RawSessionUpdateAsync()),
         Load("session modifying request: raw prepared PgSessions commit statement", () => Step.RawSessionCommitStatementAsync()),
         Load("session modifying request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: true)),
         Load("session modifying request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: true)),
         Load("session modifying request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: true)),
+        Load($"session modifying request: PgSessions {ThroughPgBouncer}", () => Step.SessionRequestAsync(redis: false, modify: true, Topology.PgBouncer)),
         Batch("queue drain: raw batch SKIP LOCKED", RawDrainAsync),
         Batch("queue drain: PgQueue", () => DrainAsync(redis: false, keepHistory: false)),
         Batch("queue drain: PgQueue, 1 h history", () => DrainAsync(redis: false, keepHistory: true)),
@@ -230,6 +244,11 @@ internal static partial class LoadRunner
         new("queue drain ≥ 100 × Hangfire.PostgreSql", "queue drain", "PgQueue", "Hangfire.PostgreSql", [8], 100, TargetKind.ThroughputAtLeast),
         new("bulk enqueue ≥ 30,000 jobs/s", BulkEnqueueGroup, "PgQueue", null, [1], 30_000, TargetKind.AbsoluteThroughputAtLeast),
         new("enqueue→start p50 ≤ 5 ms at light load, wake-up through NOTIFY", LatencyGroup, "PgQueue", null, [DrainWorkers], 5_000, TargetKind.AbsoluteP50AtMost),
+        new("cache get through PgBouncer (transaction mode) ≥ 85 % of direct", "cache get 1 KiB", $"PgCache {ThroughPgBouncer}", "PgCache", [8], 0.85, TargetKind.ThroughputAtLeast),
+        new("cache set through PgBouncer (transaction mode) ≥ 85 % of direct", "cache set 1 KiB", $"PgCache {ThroughPgBouncer}", "PgCache", [8], 0.85, TargetKind.ThroughputAtLeast),
+        new("rate-limit decision through PgBouncer (transaction mode) ≥ 85 % of direct", "rate limit, 1,000 partitions", $"PgRateLimit {ThroughPgBouncer}", "PgRateLimit", [8], 0.85, TargetKind.ThroughputAtLeast),
+        new("session read-only request through PgBouncer (transaction mode) ≥ 85 % of direct", "session read-only request", $"PgSessions {ThroughPgBouncer}", "PgSessions", [8], 0.85, TargetKind.ThroughputAtLeast),
+        new("session modifying request through PgBouncer (transaction mode) ≥ 85 % of direct", "session modifying request", $"PgSessions {ThroughPgBouncer}", "PgSessions", [8], 0.85, TargetKind.ThroughputAtLeast),
     ];
 
     private static async Task<Measurement> MeasureAsync(Step step, int callers, TimeSpan warmUp, TimeSpan duration)
@@ -280,19 +299,30 @@ internal static partial class LoadRunner
         }
 
         await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule, PgSessions.PostgresSessionBackend.SchemaModule, PgQueue.PostgresJobQueueBackend.SchemaModule]).ApplyAsync();
+        await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{LoggedSchema}\" CASCADE"))
+        {
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        await new PgSchemaInstaller(dataSource, LoggedSchema, [PgDistributedCache.SchemaModuleFor(PgCacheDurability.Logged)]).ApplyAsync();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
         var tenants = new PgTenantContext("default");
         var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };
         var entries = Enumerable.Range(0, Keys).Select(i => new KeyValuePair<string, byte[]>(Key(i), new byte[1024])).ToList();
         using var cache = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
         using var redisCache = new RedisDistributedCache(redis, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions(), tenants, TimeProvider.System);
+        using var logged = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = LoggedSchema }, new PgCacheOptions { Durability = PgCacheDurability.Logged }, tenants, TimeProvider.System);
         foreach (var chunk in entries.Chunk(1000))
         {
             await cache.SetManyAsync(chunk, options);
             await redisCache.SetManyAsync(chunk, options);
+            await logged.SetManyAsync(chunk, options);
         }
 
     }
+
+    // The cache on a LOGGED table, the only kind a standby can read: its own schema, the same keys.
+    private static string LoggedSchema => Schema + "_logged";
 
     private static string Key(long i) => "product:" + (i % Keys).ToString(CultureInfo.InvariantCulture);
 
@@ -314,8 +344,8 @@ internal static partial class LoadRunner
 
         public ValueTask DisposeAsync() => dispose();
 
-        public static Task<Step> RawCacheGetAsync() => Raw(
-            $"SELECT value FROM \"{Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2 AND expires_at > $3",
+        public static Task<Step> RawCacheGetAsync(string? schema = null) => Raw(
+            $"SELECT value FROM \"{schema ?? Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2 AND expires_at > $3",
             (p, i) =>
             {
                 p.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
@@ -349,15 +379,15 @@ internal static partial class LoadRunner
                 p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(2), NpgsqlDbType = NpgsqlDbType.TimestampTz });
             });
 
-        public static async Task<Step> CacheGetAsync(bool redis)
+        public static async Task<Step> CacheGetAsync(bool redis, Topology topology = Topology.Direct, bool logged = false)
         {
-            var (cache, dispose) = await CacheAsync(redis);
+            var (cache, dispose) = await CacheAsync(redis, topology, logged);
             return new Step(i => cache.GetAsync(Key(i)), dispose);
         }
 
-        public static async Task<Step> CacheSetAsync(bool redis)
+        public static async Task<Step> CacheSetAsync(bool redis, Topology topology = Topology.Direct)
         {
-            var (cache, dispose) = await CacheAsync(redis);
+            var (cache, dispose) = await CacheAsync(redis, topology);
             return new Step(i => cache.SetAsync(Key(i), Value, SetOptions), dispose);
         }
 
@@ -409,7 +439,7 @@ internal static partial class LoadRunner
                 dataSource.DisposeAsync));
         }
 
-        public static async Task<Step> RateLimitAsync(bool redis)
+        public static async Task<Step> RateLimitAsync(bool redis, Topology topology = Topology.Direct)
         {
             IPgRateLimitStore store;
             Func<ValueTask> dispose;
@@ -421,8 +451,8 @@ internal static partial class LoadRunner
             }
             else
             {
-                var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
-                store = new PostgresRateLimitStore(dataSource, Schema);
+                var (dataSource, first) = PostgresFor(topology, Schema);
+                store = new PostgresRateLimitStore(dataSource, first);
                 dispose = dataSource.DisposeAsync;
             }
 
@@ -490,7 +520,7 @@ internal static partial class LoadRunner
 
         private static string Partition(long i) => "user:" + (i % 1000).ToString(CultureInfo.InvariantCulture);
 
-        private static async Task<(IPgDistributedCache Cache, Func<ValueTask> Dispose)> CacheAsync(bool redis)
+        private static async Task<(IPgDistributedCache Cache, Func<ValueTask> Dispose)> CacheAsync(bool redis, Topology topology = Topology.Direct, bool logged = false)
         {
             var tenants = new PgTenantContext("default");
             if (redis)
@@ -504,11 +534,28 @@ internal static partial class LoadRunner
                 });
             }
 
-            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
-            var pg = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
+            var (dataSource, first) = PostgresFor(topology, logged ? LoggedSchema : Schema);
+            var options = logged ? new PgCacheOptions { Durability = PgCacheDurability.Logged } : new PgCacheOptions();
+            PgReplicaRouter? router = null;
+            if (topology == Topology.Standby)
+            {
+                options.ReadConsistency = PgReadConsistency.BoundedStaleness;
+                options.MaxReplicaLag = ReplicaMaxLag;
+                router = await StartRouterAsync(dataSource, first);
+            }
+
+            var pg = new PgDistributedCache(dataSource, first, options, tenants, TimeProvider.System, replicas: router);
+            var reads = router is null ? null : new ReplicaReadCounter();
             return (pg, async () =>
             {
+                reads?.Report("cache gets");
+                reads?.Dispose();
                 pg.Dispose();
+                if (router is not null)
+                {
+                    await router.DisposeAsync();
+                }
+
                 await dataSource.DisposeAsync();
             });
         }

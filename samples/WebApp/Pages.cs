@@ -215,6 +215,14 @@ public static class Pages
                 <svg class="chart" id="chart-wait" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
                 <button id="load" type="button">Enqueue {settings.LoadJobCount:N0} jobs</button> <span id="load-result" class="note"></span></article>
             </section>
+            <h2>Topology</h2>
+            <p class="note">Pooler mode <span id="topology-pooler">{options.Pooler}</span>. Writes go to the primary; reads go where
+            each module's read consistency allows (<code>PgFirst:Replicas</code>).</p>
+            <table id="reads-from"><thead><tr><th>Module</th><th>Reads from</th></tr></thead><tbody>
+              <tr><td>Cache</td><td id="reads-from-cache">–</td></tr><tr><td>Sessions</td><td id="reads-from-sessions">–</td></tr>
+              <tr><td>Rate limiting</td><td id="reads-from-ratelimit">–</td></tr><tr><td>Queue</td><td id="reads-from-queue">–</td></tr>
+            </tbody></table>
+            <table id="replicas"><thead><tr><th>Read replica</th><th>State</th><th>Replay lag</th></tr></thead><tbody></tbody></table>
             <h2>Queue depth</h2>
             <table id="queue-depth"><thead><tr><th>Queue</th><th>Available</th><th>Scheduled</th><th>Running</th><th>Dead</th></tr></thead><tbody></tbody></table>
             <h2>Dead jobs</h2>

@@ -70,6 +70,11 @@ builder.Services.AddAntiforgery();
 // reads every cookie.
 builder.Services.AddDataProtection().PersistKeysToPgFirst();
 var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]).AddPgRateLimit(tags: ["ready"]).AddPgQueue(tags: ["ready"]);
+if (pgFirstOptions.Replicas.ConnectionString is not null)
+{
+    // Degraded, not unhealthy, when a standby lags or is gone: its reads go to the primary.
+    health.AddPgFirstReplicas(tags: ["ready"]);
+}
 if (pgFirstOptions.UsesRedis)
 {
     var redis = builder.Configuration.GetConnectionString("Redis");
@@ -273,7 +278,7 @@ forms.MapPost("/account/sessions/revoke-others", async (HttpContext context, PgS
 
 app.MapGet("/dashboard", (HttpContext context, IOptions<PgFirstOptions> options) => Pages.Dashboard(context, options.Value, settings));
 
-app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metrics, JobQueueManager jobs, DemoShop shop, PgSessionManager sessions, IOptions<PgFirstOptions> options) =>
+app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metrics, JobQueueManager jobs, DemoShop shop, PgSessionManager sessions, IOptions<PgFirstOptions> options, IServiceProvider services) =>
 {
     var ct = context.RequestAborted;
     var signedIn = 0;
@@ -283,12 +288,26 @@ app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metri
     }
 
     var o = options.Value;
+    var replicas = o.Replicas.ConnectionString is null ? null : services.GetRequiredService<PgReplicaRouter>();
     var dead = await jobs.ListDeadAsync(null, 20, ct);
     var series = metrics.Series();
     return Results.Json(new
     {
         updatedAt = DateTimeOffset.UtcNow,
         backends = new { cache = o.GetBackend(PgFirstModule.Cache).ToString(), sessions = o.GetBackend(PgFirstModule.Sessions).ToString(), rateLimit = o.GetBackend(PgFirstModule.RateLimit).ToString(), queue = o.GetBackend(PgFirstModule.Queue).ToString() },
+        topology = new
+        {
+            pooler = o.Pooler.ToString(),
+            // Where each module's last read went: a standby's host, or the primary (writes always go there).
+            readsFrom = new
+            {
+                cache = ReadsFrom(replicas, "pgcache", o.GetBackend(PgFirstModule.Cache)),
+                sessions = ReadsFrom(replicas, "pgsessions", o.GetBackend(PgFirstModule.Sessions)),
+                rateLimit = ReadsFrom(null, "pgratelimit", o.GetBackend(PgFirstModule.RateLimit)),
+                queue = ReadsFrom(null, "pgqueue", o.GetBackend(PgFirstModule.Queue)),
+            },
+            replicas = replicas?.Status.Select(r => new { host = r.Host, available = r.IsAvailable, lagSeconds = r.Lag?.TotalSeconds, error = r.Error }) ?? [],
+        },
         totals = metrics.Totals,
         latest = series.Count > 0 ? series[^1] : null,
         series,
@@ -392,6 +411,9 @@ static async Task<IReadOnlyList<(Product Product, int Quantity)>> CartLinesAsync
 }
 
 static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
+
+static string ReadsFrom(PgReplicaRouter? replicas, string module, PgFirstBackend backend) =>
+    backend == PgFirstBackend.Redis ? "Redis" : replicas?.LastReadTarget(module) ?? "primary";
 
 static Task WriteHealthJson(HttpContext context, HealthReport report)
 {

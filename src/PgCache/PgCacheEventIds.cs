@@ -13,4 +13,7 @@ public static class PgCacheEventIds
 
     /// <summary>A read on a read replica failed (unreachable, or cancelled by a recovery conflict); the primary answered it.</summary>
     public const int ReplicaReadFailed = 1003;
+
+    /// <summary>The cache table cannot be read on a standby (it is UNLOGGED there); every get goes to the primary from then on.</summary>
+    public const int ReplicaTableUnreadable = 1004;
 }

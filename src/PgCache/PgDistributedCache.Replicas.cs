@@ -14,7 +14,7 @@ public sealed partial class PgDistributedCache
     private const string ModuleName = "pgcache";
 
     // The key matters only to read-your-writes: other levels skip building it.
-    private NpgsqlDataSource? ChooseReplica(string? key) => _shared.Replicas is { } replicas
+    private NpgsqlDataSource? ChooseReplica(string? key) => _shared.Replicas is { } replicas && !_shared.ReplicaTableUnreadable
         ? replicas.Choose(key is null || replicas.Consistency != PgReadConsistency.ReadYourWrites ? null : WriteKey(key))
         : null;
 
@@ -72,7 +72,7 @@ public sealed partial class PgDistributedCache
         }
         catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            LogReplicaReadFailed(_shared.Logger, ex, "get", ex.Message);
+            ReplicaReadFailed(ex, "get");
             return (false, null);
         }
     }
@@ -112,8 +112,22 @@ public sealed partial class PgDistributedCache
         }
         catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            LogReplicaReadFailed(_shared.Logger, ex, "get_many", ex.Message);
+            ReplicaReadFailed(ex, "get_many");
             return null;
         }
+    }
+
+    // A table created UNLOGGED (before Durability was set to Logged, say) cannot be read on a standby at all: say so
+    // once and read from the primary from then on, rather than fail over on every get.
+    private void ReplicaReadFailed(NpgsqlException exception, string operation)
+    {
+        if (exception is PostgresException { SqlState: PostgresErrorCodes.FeatureNotSupported } && !_shared.ReplicaTableUnreadable)
+        {
+            _shared.ReplicaTableUnreadable = true;
+            LogReplicaTableUnreadable(_shared.Logger, exception, _shared.SchemaName);
+            return;
+        }
+
+        LogReplicaReadFailed(_shared.Logger, exception, operation, exception.Message);
     }
 }

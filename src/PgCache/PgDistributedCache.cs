@@ -641,6 +641,8 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
         public PgReplicaReads? Replicas { get; init; }
 
+        public bool ReplicaTableUnreadable { get; set; }
+
         public bool Prepares { get; } = PgPooler.PreparesStatements(pooler);
 
         public PgCacheOptions Options { get; } = options;

@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using PgFirst.Testing;
 
@@ -133,6 +134,35 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         var health = await HealthAsync();
         Assert.Equal(HealthStatus.Degraded, health.Status);
         Assert.Contains("unavailable", health.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TableCreatedUnlogged_GetsFallBackToThePrimary_AndSayWhyOnce()
+    {
+        var schema = PostgresServer.NewSchemaName();
+        await new PgSchemaInstaller(_primaryData, schema, [PgDistributedCache.SchemaModuleFor(PgCacheDurability.Unlogged)]).ApplyAsync(Ct);
+        await _primary.WaitForReplayAsync(_standby, Ct);
+        using var logs = new CapturingLoggerProvider();
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
+        var options = Options;
+        options.SchemaName = schema;
+        using var cache = new PgDistributedCache(
+            _primaryData,
+            options,
+            new PgCacheOptions { Durability = PgCacheDurability.Logged, ReadConsistency = PgReadConsistency.BoundedStaleness, MaxReplicaLag = TimeSpan.FromSeconds(60) },
+            new PgTenantContext("default"),
+            TimeProvider.System,
+            logger: loggers.CreateLogger<PgDistributedCache>(),
+            replicas: _router);
+        await cache.SetAsync("k", Bytes("v"), Hour, Ct);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("v", Text(await cache.GetAsync("k", Ct)));
+        }
+
+        Assert.Single(logs.Entries, e => e.EventId.Id == PgCacheEventIds.ReplicaTableUnreadable);
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == PgCacheEventIds.ReplicaReadFailed);
     }
 
     [Fact]

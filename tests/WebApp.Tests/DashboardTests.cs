@@ -30,6 +30,38 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
     private static long Queue(JsonElement data, string queue, string state) =>
         data.GetProperty("queues").EnumerateArray().Single(q => q.GetProperty("queue").GetString() == queue).GetProperty(state).GetInt64();
 
+    // Issue 15: with a standby configured, the dashboard says where the cache and sessions read from and how far the
+    // standby lags; reads of what this instance wrote move to the standby once it has replayed them.
+    [Fact]
+    public async Task Dashboard_WithAStandby_ShowsWhereEachModuleReads_AndTheReplayLag()
+    {
+        await using var app = DemoApp.Create(Server, redis, Schema, settings: new Dictionary<string, string?>
+        {
+            ["PgFirst:Replicas:ConnectionString"] = PostgresServer.StandbyConnectionString,
+            ["PgCache:Durability"] = "Logged",
+            ["PgCache:ReadConsistency"] = "ReadYourWrites",
+            ["PgSessions:ReadConsistency"] = "ReadYourWrites",
+        });
+        using var client = app.Client();
+        JsonElement data = default;
+        await QueueTestHost.WaitUntilAsync(
+            async () =>
+            {
+                await client.GetPageAsync("/");
+                data = await client.GetJsonAsync("/dashboard/data");
+                return data.GetProperty("topology").GetProperty("readsFrom").GetProperty("cache").GetString() is not (null or "primary");
+            },
+            "the catalog's cache reads to move to the standby");
+
+        var topology = data.GetProperty("topology");
+        var replica = topology.GetProperty("replicas").EnumerateArray().Single();
+        Assert.Equal(replica.GetProperty("host").GetString(), topology.GetProperty("readsFrom").GetProperty("cache").GetString());
+        Assert.True(replica.GetProperty("available").GetBoolean());
+        Assert.True(replica.GetProperty("lagSeconds").GetDouble() >= 0);
+        Assert.Equal("primary", topology.GetProperty("readsFrom").GetProperty("queue").GetString());
+        Assert.Contains("postgresql-replicas", await client.GetPageAsync("/health/ready"), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(null, "PostgreSql")]
     [InlineData("Redis", "Redis")]
@@ -48,6 +80,11 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
 
         Assert.Equal(expected, data.GetProperty("backends").GetProperty("cache").GetString());
         Assert.Equal(expected, data.GetProperty("backends").GetProperty("queue").GetString());
+        var topology = data.GetProperty("topology");
+        Assert.Equal("None", topology.GetProperty("pooler").GetString());
+        Assert.Equal(expected == "Redis" ? "Redis" : "primary", topology.GetProperty("readsFrom").GetProperty("cache").GetString());
+        Assert.Equal(0, topology.GetProperty("replicas").GetArrayLength());
+        Assert.Contains("id=\"reads-from-cache\"", page, StringComparison.Ordinal);
         Assert.Contains("<script src=\"/dashboard.js\"></script>", page, StringComparison.Ordinal);
         Assert.Contains("refresh", await client.GetPageAsync("/dashboard.js"), StringComparison.Ordinal);
         Assert.Equal(["default", "invoices", "load"], data.GetProperty("queues").EnumerateArray().Select(q => q.GetProperty("queue").GetString()));

@@ -44,6 +44,14 @@
       text('backend-sessions', d.backends.sessions);
       text('backend-ratelimit', d.backends.rateLimit);
       text('backend-queue', d.backends.queue);
+      text('topology-pooler', d.topology.pooler);
+      text('reads-from-cache', d.topology.readsFrom.cache);
+      text('reads-from-sessions', d.topology.readsFrom.sessions);
+      text('reads-from-ratelimit', d.topology.readsFrom.rateLimit);
+      text('reads-from-queue', d.topology.readsFrom.queue);
+      rows('replicas', d.topology.replicas.length ? d.topology.replicas : [null], r => r === null
+        ? '<tr><td colspan="3">none configured</td></tr>'
+        : `<tr><td>${esc(r.host)}</td><td>${r.available ? 'streaming' : esc('unavailable: ' + (r.error || ''))}</td><td>${r.lagSeconds === null || r.lagSeconds === undefined ? '–' : fmt(r.lagSeconds, 2) + ' s'}</td></tr>`);
       const gets = d.totals.cacheHits + d.totals.cacheMisses;
       text('cache-hit-ratio', gets ? `${(100 * d.totals.cacheHits / gets).toFixed(1)} %` : '–');
       text('cache-ops', fmt(last.cacheOpsPerSecond, 1));
