@@ -304,7 +304,7 @@ app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metri
                 cache = ReadsFrom(replicas, "pgcache", o.GetBackend(PgFirstModule.Cache)),
                 sessions = ReadsFrom(replicas, "pgsessions", o.GetBackend(PgFirstModule.Sessions)),
                 rateLimit = ReadsFrom(null, "pgratelimit", o.GetBackend(PgFirstModule.RateLimit)),
-                queue = ReadsFrom(null, "pgqueue", o.GetBackend(PgFirstModule.Queue)),
+                queue = ReadsFrom(replicas, "pgqueue", o.GetBackend(PgFirstModule.Queue)),
             },
             replicas = replicas?.Status.Select(r => new { host = r.Host, available = r.IsAvailable, lagSeconds = r.Lag?.TotalSeconds, error = r.Error }) ?? [],
         },

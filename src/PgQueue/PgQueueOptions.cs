@@ -76,6 +76,20 @@ public sealed class PgQueueOptions
     /// </summary>
     public TimeSpan SucceededRetention { get; set; }
 
+    /// <summary>
+    /// Gets or sets whether <see cref="JobQueueManager"/>'s queue statistics and lists of finished jobs may be read
+    /// from a read replica (<c>PgFirst:Replicas</c>), which takes a dashboard's polling off the primary. Everything the
+    /// workers do, and reading or changing one job, stays on the primary.
+    /// <value>
+    /// The default is <see cref="PgFirst.Core.PgReadConsistency.Strong"/> (the primary). Only Strong and
+    /// <see cref="PgFirst.Core.PgReadConsistency.BoundedStaleness"/> (within <see cref="MaxReplicaLag"/>) are accepted.
+    /// </value>
+    /// </summary>
+    public PgFirst.Core.PgReadConsistency StatsReadConsistency { get; set; } = PgFirst.Core.PgReadConsistency.Strong;
+
+    /// <summary>Gets or sets the largest replay lag of a replica the statistics may be read from. <value>The default is 1 second.</value></summary>
+    public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Gets or sets how long cancelled jobs are kept. <value>The default is 7 days.</value></summary>
     public TimeSpan CancelledRetention { get; set; } = TimeSpan.FromDays(7);
 

@@ -259,7 +259,13 @@ public static class PgQueueServiceCollectionExtensions
                     "PgFirst.Redis and call services.AddPgFirst(...).AddRedis(...).");
             }
 
-            return new PostgresJobQueueBackend(sp.GetRequiredNpgsqlDataSource(first.DataSourceKey), first);
+            var options = sp.GetRequiredService<IOptions<PgQueueOptions>>().Value;
+            return new PostgresJobQueueBackend(
+                sp.GetRequiredNpgsqlDataSource(first.DataSourceKey),
+                first,
+                first.Replicas.ConnectionString is null
+                    ? null
+                    : PgReplicaReads.For(sp.GetRequiredService<PgReplicaRouter>(), "pgqueue", options.StatsReadConsistency, options.MaxReplicaLag));
         });
         services.TryAddSingleton(sp => new PgQueueMetrics(sp.GetService<IMeterFactory>(), sp.GetRequiredService<IJobQueueBackend>().Name));
         services.TryAddSingleton(sp => new JobRegistry(sp.GetServices<JobTypeRegistration>()));

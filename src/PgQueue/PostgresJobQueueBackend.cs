@@ -19,6 +19,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     private readonly PgPoolerMode _pooler;
     private readonly bool _prepare;
     private readonly string? _listenConnectionString;
+    private readonly PgReplicaReads? _replicas;
 
     /// <summary>
     /// Initializes a new instance of the <see cref="PostgresJobQueueBackend"/> class for a direct connection
@@ -41,8 +42,12 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     /// <see cref="PgFirstOptions.ListenConnectionString"/> (where LISTEN connects when given; behind a transaction pooler
     /// without it, <see cref="CanListen"/> is <see langword="false"/> and workers poll).
     /// </param>
+    /// <param name="replicas">
+    /// The read replicas the statistics and lists of finished jobs may use (<see cref="PgQueueOptions.StatsReadConsistency"/>),
+    /// or <see langword="null"/> for the primary only.
+    /// </param>
     /// <exception cref="PgFirstPoolerException">The data source auto-prepares statements behind a transaction pooler.</exception>
-    public PostgresJobQueueBackend(NpgsqlDataSource dataSource, PgFirstOptions options)
+    public PostgresJobQueueBackend(NpgsqlDataSource dataSource, PgFirstOptions options, PgReplicaReads? replicas = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(options);
@@ -55,6 +60,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
         _pooler = options.Pooler;
         _prepare = PgPooler.PreparesStatements(options.Pooler);
         _listenConnectionString = string.IsNullOrWhiteSpace(options.ListenConnectionString) ? null : options.ListenConnectionString;
+        _replicas = replicas;
     }
 
     /// <summary>Gets the schema module (<c>sql/pgqueue</c>).</summary>
@@ -595,7 +601,8 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 p.Add(Text(queue));
                 p.Add(Int(limit));
             },
-            cancellationToken);
+            cancellationToken,
+            replica: true);
 
     /// <inheritdoc />
     public async ValueTask<bool> RequeueAsync(long id, DateTimeOffset now, CancellationToken cancellationToken)
@@ -634,7 +641,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     public async ValueTask<IReadOnlyList<QueueStats>> GetStatsAsync(IReadOnlyList<string> queues, int cap, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(queues);
-        return await WithConnectionAsync(
+        return await WithReadConnectionAsync(
             async (connection, ct) =>
             {
                 var command = new NpgsqlCommand(_sql.Stats, connection);
@@ -795,8 +802,9 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
         parameters.Add(new NpgsqlParameter<string[]> { TypedValue = queues, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
     }
 
-    private async ValueTask<IReadOnlyList<JobInfo>> QueryJobsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken) =>
-        await WithConnectionAsync(
+    private async ValueTask<IReadOnlyList<JobInfo>> QueryJobsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken, bool replica = false)
+    {
+        Func<NpgsqlConnection, CancellationToken, ValueTask<IReadOnlyList<JobInfo>>> query =
             async (connection, ct) =>
             {
                 var command = new NpgsqlCommand(sql, connection);
@@ -813,8 +821,30 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
                 }
 
                 return (IReadOnlyList<JobInfo>)jobs;
-            },
-            cancellationToken).ConfigureAwait(false);
+            };
+        return replica
+            ? await WithReadConnectionAsync(query, cancellationToken).ConfigureAwait(false)
+            : await WithConnectionAsync(query, cancellationToken).ConfigureAwait(false);
+    }
+
+    // A read that may go to a replica (the statistics, lists of finished jobs): one that fails there is run on the primary.
+    private async ValueTask<T> WithReadConnectionAsync<T>(Func<NpgsqlConnection, CancellationToken, ValueTask<T>> run, CancellationToken cancellationToken)
+    {
+        if (_replicas?.Choose(null) is { } replica)
+        {
+            try
+            {
+                var connection = await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using var connectionScope = connection.ConfigureAwait(false);
+                return await run(connection, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+
+        return await WithConnectionAsync(run, cancellationToken).ConfigureAwait(false);
+    }
 
     private ValueTask<int> ExecuteAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken) =>
         WithConnectionAsync(

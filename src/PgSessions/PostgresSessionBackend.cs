@@ -183,29 +183,46 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<PgSessionInfo>> ListAsync(string tenantId, string userId, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // A user's sessions span keys: under read-your-writes a standby answers once it has every write of this instance.
+        if (_replicas?.Choose(null) is { } replica)
+        {
+            try
+            {
+                return await ListOnAsync(replica, tenantId, userId, now, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+
         try
         {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var command = new NpgsqlCommand(_sql.List, connection);
-            await using var commandScope = command.ConfigureAwait(false);
-            command.Parameters.Add(Text(tenantId));
-            command.Parameters.Add(Text(userId));
-            command.Parameters.Add(Time(now));
-            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await using var readerScope = reader.ConfigureAwait(false);
-            var sessions = new List<PgSessionInfo>();
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                sessions.Add(ReadInfo(reader));
-            }
-
-            return sessions;
+            return await ListOnAsync(_dataSource, tenantId, userId, now, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (Translate(ex) is { } schemaError)
         {
             throw schemaError;
         }
+    }
+
+    private async ValueTask<IReadOnlyList<PgSessionInfo>> ListOnAsync(NpgsqlDataSource dataSource, string tenantId, string userId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var connectionScope = connection.ConfigureAwait(false);
+        var command = new NpgsqlCommand(_sql.List, connection);
+        await using var commandScope = command.ConfigureAwait(false);
+        command.Parameters.Add(Text(tenantId));
+        command.Parameters.Add(Text(userId));
+        command.Parameters.Add(Time(now));
+        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using var readerScope = reader.ConfigureAwait(false);
+        var sessions = new List<PgSessionInfo>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sessions.Add(ReadInfo(reader));
+        }
+
+        return sessions;
     }
 
     /// <inheritdoc />

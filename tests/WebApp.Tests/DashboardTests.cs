@@ -41,6 +41,7 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
             ["PgCache:Durability"] = "Logged",
             ["PgCache:ReadConsistency"] = "ReadYourWrites",
             ["PgSessions:ReadConsistency"] = "ReadYourWrites",
+            ["PgQueue:StatsReadConsistency"] = "BoundedStaleness",
         });
         using var client = app.Client();
         JsonElement data = default;
@@ -49,16 +50,19 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
             {
                 await client.GetPageAsync("/");
                 data = await client.GetJsonAsync("/dashboard/data");
-                return data.GetProperty("topology").GetProperty("readsFrom").GetProperty("cache").GetString() is not (null or "primary");
+                var readsFrom = data.GetProperty("topology").GetProperty("readsFrom");
+                return readsFrom.GetProperty("cache").GetString() is not (null or "primary")
+                    && readsFrom.GetProperty("queue").GetString() is not (null or "primary");
             },
-            "the catalog's cache reads to move to the standby");
+            "the catalog's cache reads and the dashboard's queue statistics to move to the standby");
 
         var topology = data.GetProperty("topology");
         var replica = topology.GetProperty("replicas").EnumerateArray().Single();
         Assert.Equal(replica.GetProperty("host").GetString(), topology.GetProperty("readsFrom").GetProperty("cache").GetString());
         Assert.True(replica.GetProperty("available").GetBoolean());
         Assert.True(replica.GetProperty("lagSeconds").GetDouble() >= 0);
-        Assert.Equal("primary", topology.GetProperty("readsFrom").GetProperty("queue").GetString());
+        Assert.Equal(replica.GetProperty("host").GetString(), topology.GetProperty("readsFrom").GetProperty("queue").GetString());
+        Assert.Equal("primary", topology.GetProperty("readsFrom").GetProperty("rateLimit").GetString());
         Assert.Contains("postgresql-replicas", await client.GetPageAsync("/health/ready"), StringComparison.Ordinal);
     }
 

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Options;
+using PgFirst.Core;
 
 namespace PgQueue.Internal;
 
-internal sealed class PgQueueOptionsValidator : IValidateOptions<PgQueueOptions>
+internal sealed class PgQueueOptionsValidator(IOptions<PgFirstOptions> first) : IValidateOptions<PgQueueOptions>
 {
     public ValidateOptionsResult Validate(string? name, PgQueueOptions options)
     {
@@ -87,6 +88,20 @@ internal sealed class PgQueueOptionsValidator : IValidateOptions<PgQueueOptions>
         else if (options.Retry.Validate("PgQueue:Retry") is { } retryError)
         {
             failures.Add(retryError);
+        }
+
+        if (options.StatsReadConsistency is not (PgReadConsistency.Strong or PgReadConsistency.BoundedStaleness))
+        {
+            failures.Add($"PgQueue:StatsReadConsistency {options.StatsReadConsistency} must be Strong or BoundedStaleness (the statistics are not read by key).");
+        }
+        else if (options.StatsReadConsistency != PgReadConsistency.Strong && first.Value.Replicas.ConnectionString is null)
+        {
+            failures.Add("PgQueue:StatsReadConsistency BoundedStaleness reads from replicas, but PgFirst:Replicas:ConnectionString is not set.");
+        }
+
+        if (options.MaxReplicaLag <= TimeSpan.Zero)
+        {
+            failures.Add($"PgQueue:MaxReplicaLag {options.MaxReplicaLag} must be positive.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
