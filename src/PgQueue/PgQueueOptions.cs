@@ -53,7 +53,8 @@ public sealed class PgQueueOptions
 
     /// <summary>
     /// Gets or sets a value indicating whether workers LISTEN for enqueue notifications (and producers NOTIFY).
-    /// Turn it off behind PgBouncer in transaction mode: workers then poll every <see cref="PollInterval"/>.
+    /// Off, workers poll every <see cref="PollInterval"/>. Behind a transaction pooler
+    /// (<c>PgFirst:Pooler=Transaction</c>) workers LISTEN on <c>PgFirst:ListenConnectionString</c>, and poll without it.
     /// <value>The default is <see langword="true"/>.</value>
     /// </summary>
     public bool UseNotifications { get; set; } = true;

@@ -263,9 +263,7 @@ public static class PgQueueServiceCollectionExtensions
             return new PostgresJobQueueBackend(
                 sp.GetRequiredNpgsqlDataSource(first.DataSourceKey),
                 first,
-                first.Replicas.ConnectionString is null
-                    ? null
-                    : PgReplicaReads.For(sp.GetRequiredService<PgReplicaRouter>(), "pgqueue", options.StatsReadConsistency, options.MaxReplicaLag));
+                sp.GetPgReplicaReads("pgqueue", options.StatsReadConsistency, options.MaxReplicaLag));
         });
         services.TryAddSingleton(sp => new PgQueueMetrics(sp.GetService<IMeterFactory>(), sp.GetRequiredService<IJobQueueBackend>().Name));
         services.TryAddSingleton(sp => new JobRegistry(sp.GetServices<JobTypeRegistration>()));

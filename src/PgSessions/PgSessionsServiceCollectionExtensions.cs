@@ -140,9 +140,7 @@ public static class PgSessionsServiceCollectionExtensions
             return new PostgresSessionBackend(
                 sp.GetRequiredNpgsqlDataSource(first.DataSourceKey),
                 first,
-                first.Replicas.ConnectionString is null
-                    ? null
-                    : PgReplicaReads.For(sp.GetRequiredService<PgReplicaRouter>(), "pgsessions", options.ReadConsistency, options.MaxReplicaLag));
+                sp.GetPgReplicaReads("pgsessions", options.ReadConsistency, options.MaxReplicaLag));
         });
         services.TryAddSingleton(sp => new PgSessionsMetrics(
             sp.GetService<IMeterFactory>(),

@@ -32,37 +32,9 @@ internal sealed class PgFirstOptionsValidator : IValidateOptions<PgFirstOptions>
             failures.Add($"PgFirst:Pooler ({(int)options.Pooler}) is neither None nor Transaction.");
         }
 
-        if (options.ListenConnectionString is { } listen)
-        {
-            try
-            {
-                if (string.IsNullOrWhiteSpace(listen) || string.IsNullOrEmpty(new NpgsqlConnectionStringBuilder(listen).Host))
-                {
-                    failures.Add("PgFirst:ListenConnectionString names no Host: give a direct connection string, or leave it unset.");
-                }
-            }
-            catch (ArgumentException ex)
-            {
-                failures.Add($"PgFirst:ListenConnectionString is not a valid Npgsql connection string: {ex.Message}");
-            }
-        }
-
+        ValidateConnectionString(options.ListenConnectionString, "PgFirst:ListenConnectionString", "give a direct connection string", failures);
         var r = options.Replicas;
-        if (r.ConnectionString is { } replicas)
-        {
-            try
-            {
-                if (string.IsNullOrWhiteSpace(replicas) || string.IsNullOrEmpty(new NpgsqlConnectionStringBuilder(replicas).Host))
-                {
-                    failures.Add("PgFirst:Replicas:ConnectionString names no Host: list the standbys, or leave it unset.");
-                }
-            }
-            catch (ArgumentException ex)
-            {
-                failures.Add($"PgFirst:Replicas:ConnectionString is not a valid Npgsql connection string: {ex.Message}");
-            }
-        }
-
+        ValidateConnectionString(r.ConnectionString, "PgFirst:Replicas:ConnectionString", "list the standbys", failures);
         if (r.SampleInterval < TimeSpan.FromMilliseconds(10) || r.SampleInterval > TimeSpan.FromMinutes(1))
         {
             failures.Add($"PgFirst:Replicas:SampleInterval {r.SampleInterval} must be between 00:00:00.010 and 00:01:00.");
@@ -100,5 +72,26 @@ internal sealed class PgFirstOptionsValidator : IValidateOptions<PgFirstOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    // An optional connection string: unset, or parseable with at least one host.
+    private static void ValidateConnectionString(string? value, string setting, string advice, List<string> failures)
+    {
+        if (value is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (string.IsNullOrWhiteSpace(value) || string.IsNullOrEmpty(new NpgsqlConnectionStringBuilder(value).Host))
+            {
+                failures.Add($"{setting} names no Host: {advice}, or leave it unset.");
+            }
+        }
+        catch (ArgumentException ex)
+        {
+            failures.Add($"{setting} is not a valid Npgsql connection string: {ex.Message}");
+        }
     }
 }
