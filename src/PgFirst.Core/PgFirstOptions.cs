@@ -33,7 +33,7 @@ public sealed class PgFirstOptions
     /// <see cref="PgPoolerMode.Transaction"/> behind PgBouncer in transaction mode or any pooler that hands a server
     /// connection to another client after each transaction.
     /// </summary>
-    /// <value>The default is <see cref="PgPoolerMode.None"/> (a direct connection or a session pooler).</value>
+    /// <value>The default is <see cref="PgPoolerMode.None"/> (a direct connection); <see cref="PgPoolerMode.Session"/> for a session pooler.</value>
     /// <remarks>
     /// In <see cref="PgPoolerMode.Transaction"/> mode no statement is prepared (the hot paths then cost a parse per call;
     /// <c>docs/production.md</c> has the measured cost) and the data source must not auto-prepare
@@ -48,7 +48,7 @@ public sealed class PgFirstOptions
     /// which a transaction pooler does not give.
     /// </summary>
     /// <value>
-    /// The default is <see langword="null"/>: with <see cref="Pooler"/> <see cref="PgPoolerMode.None"/> PgFirst listens
+    /// The default is <see langword="null"/>: with <see cref="Pooler"/> <see cref="PgPoolerMode.None"/> or Session PgFirst listens
     /// on the data source; with <see cref="PgPoolerMode.Transaction"/> it does not listen and queue workers poll.
     /// </value>
     public string? ListenConnectionString { get; set; }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
 
 namespace PgFirst.Core;
 
@@ -12,15 +13,34 @@ namespace PgFirst.Core;
 public sealed class PgFirstPostgresHealthCheck : IHealthCheck
 {
     private readonly PgSchemaInstaller _installer;
+    private readonly NpgsqlDataSource? _dataSource;
+    private readonly PgPoolerMode _pooler;
 
     /// <summary>
-    /// Initializes a new instance of the <see cref="PgFirstPostgresHealthCheck"/> class.
+    /// Initializes a new instance of the <see cref="PgFirstPostgresHealthCheck"/> class that checks the schema only.
     /// </summary>
     /// <param name="installer">The installer that knows the schema and its modules.</param>
     public PgFirstPostgresHealthCheck(PgSchemaInstaller installer)
     {
         ArgumentNullException.ThrowIfNull(installer);
         _installer = installer;
+    }
+
+    /// <summary>
+    /// Initializes a new instance of the <see cref="PgFirstPostgresHealthCheck"/> class that also reports Degraded when
+    /// <paramref name="pooler"/> is <see cref="PgPoolerMode.None"/> but a pooler answers on <paramref name="dataSource"/>
+    /// (see <see cref="PgPooler.DetectAsync"/>): behind a transaction pooler, prepared statements can run for another
+    /// client.
+    /// </summary>
+    /// <param name="installer">The installer that knows the schema and its modules.</param>
+    /// <param name="dataSource">The data source PgFirst uses.</param>
+    /// <param name="pooler">The configured pooler mode.</param>
+    public PgFirstPostgresHealthCheck(PgSchemaInstaller installer, NpgsqlDataSource dataSource, PgPoolerMode pooler)
+        : this(installer)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        _dataSource = dataSource;
+        _pooler = pooler;
     }
 
     /// <inheritdoc />
@@ -33,6 +53,15 @@ public sealed class PgFirstPostgresHealthCheck : IHealthCheck
             var pending = await _installer.GetPendingScriptsAsync(cancellationToken).ConfigureAwait(false);
             if (pending.Count == 0)
             {
+                if (_dataSource is not null && _pooler == PgPoolerMode.None && await PgPooler.DetectAsync(_dataSource, cancellationToken).ConfigureAwait(false))
+                {
+                    return HealthCheckResult.Degraded(
+                        $"PostgreSQL answers through a connection pooler (its backend key is not the server's), but {PgPooler.SettingName} " +
+                        "is None: behind a transaction pooler prepared statements can run for another client. Set it to Transaction " +
+                        "(or Session for a session pooler).",
+                        data: data);
+                }
+
                 return HealthCheckResult.Healthy($"PostgreSQL answers and schema \"{_installer.SchemaName}\" is up to date.", data);
             }
 

@@ -99,7 +99,8 @@ public static class PgFirstServiceCollectionExtensions
     }
 
     /// <summary>
-    /// Adds a health check that reports whether PostgreSQL answers and carries every PgFirst script the app needs.
+    /// Adds a health check that reports whether PostgreSQL answers and carries every PgFirst script the app needs, and
+    /// Degraded when a connection pooler answers while <see cref="PgFirstOptions.Pooler"/> is <see cref="PgPoolerMode.None"/>.
     /// </summary>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="name">The check's name.</param>
@@ -115,7 +116,11 @@ public static class PgFirstServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(builder);
         return builder.Add(new HealthCheckRegistration(
             name,
-            sp => new PgFirstPostgresHealthCheck(sp.GetRequiredService<PgSchemaInstaller>()),
+            sp =>
+            {
+                var options = sp.GetRequiredService<IOptions<PgFirstOptions>>().Value;
+                return new PgFirstPostgresHealthCheck(sp.GetRequiredService<PgSchemaInstaller>(), sp.GetRequiredNpgsqlDataSource(options.DataSourceKey), options.Pooler);
+            },
             failureStatus,
             tags));
     }

@@ -15,8 +15,8 @@ public static class PgPooler
     /// Returns whether statements may be prepared (named server-side statements that outlive their transaction).
     /// </summary>
     /// <param name="mode">The pooler mode.</param>
-    /// <returns><see langword="true"/> for <see cref="PgPoolerMode.None"/> only.</returns>
-    public static bool PreparesStatements(PgPoolerMode mode) => mode == PgPoolerMode.None;
+    /// <returns><see langword="false"/> for <see cref="PgPoolerMode.Transaction"/> only.</returns>
+    public static bool PreparesStatements(PgPoolerMode mode) => mode != PgPoolerMode.Transaction;
 
     /// <summary>
     /// Throws when <paramref name="dataSource"/> is unsafe behind a transaction pooler: Npgsql's automatic preparation
@@ -36,7 +36,7 @@ public static class PgPooler
         ArgumentNullException.ThrowIfNull(dataSource);
         if (!Enum.IsDefined(mode))
         {
-            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{SettingName} must be None or Transaction.");
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, $"{SettingName} must be None, Transaction or Session.");
         }
 
         if (mode != PgPoolerMode.Transaction)
@@ -64,6 +64,26 @@ public static class PgPooler
                 $"{settings.MaxAutoPrepare}). Behind a transaction pooler a prepared statement can run on another " +
                 "client's server connection: remove Max Auto Prepare from the connection string (its default, 0, is safe).");
         }
+    }
+
+    /// <summary>
+    /// Returns whether a connection pooler answers for PostgreSQL on <paramref name="dataSource"/>: a pooler hands the
+    /// client a cancellation key of its own, so the backend process id the connection was given differs from the one
+    /// the server reports (<c>pg_backend_pid()</c>). A plain TCP proxy is not detected; nor is a pooler that forwards the
+    /// server's key.
+    /// </summary>
+    /// <param name="dataSource">The data source to probe.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns><see langword="true"/> when a pooler answers.</returns>
+    public static async Task<bool> DetectAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var connectionScope = connection.ConfigureAwait(false);
+        var command = new NpgsqlCommand("SELECT pg_backend_pid()", connection);
+        await using var commandScope = command.ConfigureAwait(false);
+        var serverPid = (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        return serverPid != connection.ProcessID;
     }
 
     /// <summary>
@@ -96,7 +116,7 @@ public static class PgPooler
             return null;
         }
 
-        var advice = mode == PgPoolerMode.None
+        var advice = mode != PgPoolerMode.Transaction
             ? $"This is what a transaction pooler (PgBouncer pool_mode=transaction, a cloud provider's built-in pooler, " +
               $"RDS Proxy) does to prepared statements. Set {SettingName}=Transaction for this data source, or connect " +
               "directly or through a session pooler."

@@ -7,8 +7,8 @@ namespace PgFirst.Core;
 public enum PgPoolerMode
 {
     /// <summary>
-    /// A direct connection, or a pooler in session mode: a server connection belongs to one client connection for its
-    /// whole life. PgFirst prepares its hot statements once per connection and may LISTEN on a pooled connection.
+    /// A direct connection: PgFirst prepares its hot statements once per connection and may LISTEN on a pooled
+    /// connection. The <c>AddPgFirstPostgres()</c> health check reports Degraded when it finds a pooler in between.
     /// </summary>
     None = 0,
 
@@ -20,4 +20,11 @@ public enum PgPoolerMode
     /// <see cref="PgFirstOptions.ListenConnectionString"/> (a direct connection), else polls.
     /// </summary>
     Transaction = 1,
+
+    /// <summary>
+    /// A pooler in session mode (PgBouncer <c>pool_mode = session</c>): a server connection belongs to one client
+    /// connection for the client's whole life, so PgFirst works as on a direct connection. Saying so keeps the health
+    /// check from reporting the pooler it detects.
+    /// </summary>
+    Session = 2,
 }

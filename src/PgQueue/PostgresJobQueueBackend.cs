@@ -77,7 +77,7 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     /// <see langword="false"/> behind a transaction pooler without <see cref="PgFirstOptions.ListenConnectionString"/>:
     /// a LISTEN there would hold no server connection of its own and hear nothing.
     /// </remarks>
-    public bool CanListen => _listenConnectionString is not null || _pooler == PgPoolerMode.None;
+    public bool CanListen => _listenConnectionString is not null || _pooler != PgPoolerMode.Transaction;
 
     /// <summary>Gets the notification channel (the schema's name).</summary>
     public string Channel => _sql.Channel;

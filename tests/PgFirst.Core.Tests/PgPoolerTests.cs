@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PgFirst.Testing;
@@ -7,6 +8,7 @@ using PgFirst.Testing;
 namespace PgFirst.Core.Tests;
 
 // The symptoms of a transaction pooler, raised for real by the server, and what PgPooler makes of them.
+[Trait("Category", "Pooler")]
 public class PgPoolerTests(PostgresServer server) : PostgresTest(server)
 {
     private async Task<PostgresException> FailAsync(string sql) =>
@@ -95,6 +97,49 @@ public class PgPoolerTests(PostgresServer server) : PostgresTest(server)
         using var dataSource = NpgsqlDataSource.Create(Server.ConnectionString);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => PgPooler.EnsureCompatible(dataSource, (PgPoolerMode)7));
+    }
+
+    [Fact]
+    public async Task DetectAsync_DirectConnection_FindsNoPooler_PgBouncer_IsFound()
+    {
+        await using var direct = NpgsqlDataSource.Create(Server.DirectConnectionString);
+        await using var pooled = NpgsqlDataSource.Create(Server.PoolerConnectionString);
+
+        Assert.False(await PgPooler.DetectAsync(direct, CancellationToken));
+        Assert.True(await PgPooler.DetectAsync(pooled, CancellationToken));
+    }
+
+    [Theory]
+    [InlineData(PgPoolerMode.None, HealthStatus.Degraded)]
+    [InlineData(PgPoolerMode.Transaction, HealthStatus.Healthy)]
+    [InlineData(PgPoolerMode.Session, HealthStatus.Healthy)]
+    public async Task HealthCheck_BehindAPooler_IsDegradedUnlessThePoolerIsConfigured(PgPoolerMode mode, HealthStatus expected)
+    {
+        await using var pooled = NpgsqlDataSource.Create(Server.PoolerConnectionString);
+        var installer = new PgSchemaInstaller(pooled, Schema, []);
+        await installer.ApplyAsync(CancellationToken);
+        var check = new PgFirstPostgresHealthCheck(installer, pooled, mode);
+
+        var result = await check.CheckHealthAsync(new HealthCheckContext { Registration = new HealthCheckRegistration("postgresql", check, null, null) }, CancellationToken);
+
+        Assert.Equal(expected, result.Status);
+        if (expected == HealthStatus.Degraded)
+        {
+            Assert.Contains("PgFirst:Pooler", result.Description, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task HealthCheck_DirectConnection_IsHealthyWithoutPoolerSetting()
+    {
+        await using var direct = NpgsqlDataSource.Create(Server.DirectConnectionString);
+        var installer = new PgSchemaInstaller(direct, Schema, []);
+        await installer.ApplyAsync(CancellationToken);
+        var check = new PgFirstPostgresHealthCheck(installer, direct, PgPoolerMode.None);
+
+        var result = await check.CheckHealthAsync(new HealthCheckContext { Registration = new HealthCheckRegistration("postgresql", check, null, null) }, CancellationToken);
+
+        Assert.Equal(HealthStatus.Healthy, result.Status);
     }
 
     [Theory]

@@ -29,7 +29,7 @@ internal sealed class PgFirstOptionsValidator : IValidateOptions<PgFirstOptions>
 
         if (!Enum.IsDefined(options.Pooler))
         {
-            failures.Add($"PgFirst:Pooler ({(int)options.Pooler}) is neither None nor Transaction.");
+            failures.Add($"PgFirst:Pooler ({(int)options.Pooler}) is not None, Transaction or Session.");
         }
 
         ValidateConnectionString(options.ListenConnectionString, "PgFirst:ListenConnectionString", "give a direct connection string", failures);
