@@ -57,6 +57,7 @@ public sealed partial class PgDistributedCache
             if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
             {
                 _shared.Metrics.Record("get", "miss", started);
+                _shared.Replicas!.Answered(replica);
                 return (true, null);
             }
 
@@ -68,6 +69,7 @@ public sealed partial class PgDistributedCache
             var value = reader.GetFieldValue<byte[]>(0);
             _shared.Metrics.Record("get", "hit", started);
             _shared.Metrics.Read(value.Length);
+            _shared.Replicas!.Answered(replica);
             return (true, value);
         }
         catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
@@ -108,6 +110,7 @@ public sealed partial class PgDistributedCache
 
             _shared.Metrics.Record("get_many", found.Count == 0 ? "miss" : "hit", started);
             _shared.Metrics.Read(bytes);
+            _shared.Replicas!.Answered(replica);
             return found;
         }
         catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)

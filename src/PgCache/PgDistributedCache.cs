@@ -220,6 +220,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         }
 
         var found = await ExecuteAsync("get_many", true, GetManyBody, unique, async: true, cancellationToken).ConfigureAwait(false);
+        _shared.Replicas?.Answered(null);
         return found ?? new Dictionary<string, byte[]>(StringComparer.Ordinal);
     }
 
@@ -292,6 +293,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         }
 
         var value = await ExecuteAsync("get", true, GetBody, key, async, cancellationToken).ConfigureAwait(false);
+        _shared.Replicas?.Answered(null);
         if (value is not null)
         {
             _shared.Metrics.Read(value.Length);
@@ -318,6 +320,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         }
 
         var length = await ExecuteAsync("get", true, (c, k, a, ct) => TryGetBody(c, k, destination, a, ct), key, async, cancellationToken).ConfigureAwait(false);
+        _shared.Replicas?.Answered(null);
         if (length is not { } read)
         {
             return false;

@@ -32,6 +32,10 @@ public sealed record PgReplicaReads(PgReplicaRouter Router, string Module, PgRea
     public NpgsqlDataSource? Choose(string? key) =>
         Router.ChooseReplica(Module, Consistency, MaxLag, key is null || Consistency != PgReadConsistency.ReadYourWrites ? null : string.Concat(Module, "\0", key));
 
+    /// <summary>Records who answered a read: the standby <see cref="Choose"/> returned, or <see langword="null"/> for the primary.</summary>
+    /// <param name="replica">The standby's data source, or <see langword="null"/>.</param>
+    public void Answered(NpgsqlDataSource? replica) => Router.RecordRead(Module, replica);
+
     /// <summary>Records that a write of <paramref name="key"/> returned (read-your-writes only).</summary>
     /// <param name="key">The key (unique within the module).</param>
     public void Wrote(string key)

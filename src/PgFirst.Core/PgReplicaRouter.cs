@@ -118,11 +118,11 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
     /// <summary>
     /// Returns the data source of a standby this read may use, or <see langword="null"/> to read from the primary.
     /// </summary>
-    /// <param name="module">The module reading (a metric tag and the dashboard's "reads from"), e.g. <c>pgcache</c>.</param>
+    /// <param name="module">The module reading, e.g. <c>pgcache</c>.</param>
     /// <param name="consistency">The module's read consistency.</param>
     /// <param name="maxLag">The largest lag a standby may have.</param>
     /// <param name="key">The key read, for <see cref="PgReadConsistency.ReadYourWrites"/>; <see langword="null"/> when the read spans keys.</param>
-    /// <returns>The standby's data source (owned by the router), or <see langword="null"/>.</returns>
+    /// <returns>The standby's data source (owned by the router), or <see langword="null"/>. Report who answered with <see cref="RecordRead"/>.</returns>
     public NpgsqlDataSource? ChooseReplica(string module, PgReadConsistency consistency, TimeSpan maxLag, string? key)
     {
         ArgumentNullException.ThrowIfNull(module);
@@ -155,13 +155,37 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
             if (standby.IsAvailable && replayedAsOf != long.MinValue && replayedAsOf >= required
                 && _time.GetElapsedTime(replayedAsOf, now) <= maxLag)
             {
-                Routed(module, standby.Host);
                 return standby.DataSource;
             }
         }
 
-        Routed(module, "primary");
         return null;
+    }
+
+    /// <summary>
+    /// Records where a read that <see cref="ChooseReplica"/> routed was answered: by the standby it chose, or by the
+    /// primary (none chosen, or the standby could not answer: a miss, a due refresh, an error). Feeds the
+    /// <c>pgfirst.replica.reads</c> counter and <see cref="LastReadTarget"/>.
+    /// </summary>
+    /// <param name="module">The module that read.</param>
+    /// <param name="replica">The standby's data source that answered, or <see langword="null"/> for the primary.</param>
+    public void RecordRead(string module, NpgsqlDataSource? replica)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var host = "primary";
+        if (replica is not null)
+        {
+            foreach (var standby in _standbys)
+            {
+                if (ReferenceEquals(standby.DataSource, replica))
+                {
+                    host = standby.Host;
+                    break;
+                }
+            }
+        }
+
+        Routed(module, host);
     }
 
     /// <summary>
@@ -201,7 +225,7 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
         RaiseTo(ref _barrier, _time.GetTimestamp());
     }
 
-    /// <summary>Returns where <paramref name="module"/>'s last routed read went: a standby's host, or <c>primary</c>.</summary>
+    /// <summary>Returns who answered <paramref name="module"/>'s last routed read: a standby's host, or <c>primary</c>.</summary>
     /// <param name="module">The module.</param>
     /// <returns>The host, <c>primary</c>, or <see langword="null"/> before its first routed read.</returns>
     public string? LastReadTarget(string module) => _targets.TryGetValue(module, out var target) ? target : null;

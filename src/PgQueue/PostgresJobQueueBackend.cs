@@ -836,13 +836,16 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
             {
                 var connection = await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using var connectionScope = connection.ConfigureAwait(false);
-                return await run(connection, cancellationToken).ConfigureAwait(false);
+                var result = await run(connection, cancellationToken).ConfigureAwait(false);
+                _replicas.Answered(replica);
+                return result;
             }
             catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
             {
             }
         }
 
+        _replicas?.Answered(null);
         return await WithConnectionAsync(run, cancellationToken).ConfigureAwait(false);
     }
 

@@ -66,8 +66,11 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         if (_replicas?.Choose(ReplicaKey(request.KeyHash)) is { } replica
             && await ReplicaLoadAsync(replica, request, async: true, cancellationToken).ConfigureAwait(false) is { } fromReplica)
         {
+            _replicas.Answered(replica);
             return fromReplica;
         }
+
+        _replicas?.Answered(null);
 
         try
         {
@@ -98,9 +101,12 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         if (_replicas?.Choose(ReplicaKey(request.KeyHash)) is { } replica
             && ReplicaLoadAsync(replica, request, async: false, CancellationToken.None).GetAwaiter().GetResult() is { } fromReplica)
         {
+            _replicas.Answered(replica);
             return fromReplica;
         }
 #pragma warning restore VSTHRD002, CA2012
+
+        _replicas?.Answered(null);
 
         try
         {
@@ -188,12 +194,16 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         {
             try
             {
-                return await ListOnAsync(replica, tenantId, userId, now, cancellationToken).ConfigureAwait(false);
+                var sessions = await ListOnAsync(replica, tenantId, userId, now, cancellationToken).ConfigureAwait(false);
+                _replicas.Answered(replica);
+                return sessions;
             }
             catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
             {
             }
         }
+
+        _replicas?.Answered(null);
 
         try
         {
