@@ -9,7 +9,7 @@ namespace PgFirst.Testing;
 /// A throwaway PostgreSQL cluster of one test's own, to crash and restart for real without disturbing the shared
 /// <see cref="PostgresServer"/> the other test classes use in parallel: <c>initdb</c> into a temporary directory, trust
 /// authentication, listening on 127.0.0.1 only on a free port, its Unix socket inside that directory. Stopped and
-/// deleted on dispose.
+/// deleted on dispose. <see cref="CreateStandbyAsync"/> gives it a streaming standby (another such cluster) to fail over to.
 /// </summary>
 /// <remarks>
 /// Needs the PostgreSQL 15+ server binaries on this machine (<c>/usr/lib/postgresql/*/bin</c>, or
@@ -33,12 +33,23 @@ public sealed class PrivatePostgres : IAsyncDisposable
     private readonly ServerUser _user;
     private int _port;
 
-    private PrivatePostgres(string bin, string directory, ServerUser user)
+    private PrivatePostgres(string bin, string directory, ServerUser user, string? standbyName = null)
     {
         _bin = bin;
         _directory = directory;
         _user = user;
+        StandbyName = standbyName;
     }
+
+    /// <summary>Gets the loopback port the server listens on.</summary>
+    public int Port => _port;
+
+    /// <summary>
+    /// Gets the name a standby made by <see cref="CreateStandbyAsync"/> streams under: its <c>application_name</c> in the
+    /// primary's <c>pg_stat_replication</c>, its replication slot there, and what <c>synchronous_standby_names</c>
+    /// names. <see langword="null"/> for a cluster made by <see cref="CreateAsync"/>.
+    /// </summary>
+    public string? StandbyName { get; }
 
     /// <summary>Gets a connection string to the cluster's <c>postgres</c> database as <see cref="UserName"/>.</summary>
     public string ConnectionString => new NpgsqlConnectionStringBuilder
@@ -89,6 +100,92 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when the server accepts connections.</returns>
     public Task StartAsync(CancellationToken cancellationToken = default) => StartOnPortAsync(cancellationToken);
+
+    /// <summary>
+    /// Makes a streaming standby of this running cluster: <c>pg_basebackup -R -X stream</c> into a directory of its own
+    /// (with a replication slot on this cluster, so no WAL it needs is recycled), a hot standby on another free loopback
+    /// port; waits until this cluster's <c>pg_stat_replication</c> shows it streaming. Asynchronous until
+    /// <see cref="MakeSynchronousAsync"/>.
+    /// </summary>
+    /// <remarks>
+    /// initdb's trust set-up already admits replication connections from 127.0.0.1, and <c>wal_level = replica</c> and
+    /// <c>max_wal_senders = 10</c> are PostgreSQL's defaults, so the primary needs no change and no restart.
+    /// </remarks>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The running standby; the caller disposes it (before or after this cluster, either works).</returns>
+    /// <exception cref="InvalidOperationException">The base backup failed, or the standby did not start or stream.</exception>
+    public async Task<PrivatePostgres> CreateStandbyAsync(CancellationToken cancellationToken = default)
+    {
+        // A slot name and an application_name both: lowercase letters, digits and underscores.
+        var name = "standby_" + Guid.NewGuid().ToString("N")[..12];
+        var standby = new PrivatePostgres(_bin, Directory.CreateTempSubdirectory("pgfirst-pg-").FullName, _user, name);
+        try
+        {
+            await standby.InitializeStandbyAsync(this, cancellationToken);
+            return standby;
+        }
+        catch
+        {
+            await standby.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="standby"/> this cluster's synchronous standby: <c>synchronous_standby_names</c> names it
+    /// (<c>ALTER SYSTEM</c>, then a reload), and with <c>synchronous_commit = on</c> (the default) every commit here
+    /// returns only once the standby has flushed its WAL. Waits until <c>pg_stat_replication</c> says <c>sync</c>.
+    /// </summary>
+    /// <remarks>
+    /// Call it after <see cref="CreateStandbyAsync"/>, never before: <c>ALTER SYSTEM</c> writes
+    /// <c>postgresql.auto.conf</c>, which a base backup copies, so a standby made afterwards would inherit the setting
+    /// and, once promoted, wait forever for a synchronous standby of its own on every commit.
+    /// </remarks>
+    /// <param name="standby">A standby of this cluster, made by <see cref="CreateStandbyAsync"/>.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>A task that completes when the standby is synchronous.</returns>
+    /// <exception cref="InvalidOperationException">The standby did not become synchronous within a minute.</exception>
+    public async Task MakeSynchronousAsync(PrivatePostgres standby, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(standby);
+        var name = standby.StandbyName ?? throw new ArgumentException("Not a standby made by CreateStandbyAsync.", nameof(standby));
+
+        // ALTER SYSTEM takes no parameters; the name is ours and safe to quote.
+        await QueryAsync<object>($"ALTER SYSTEM SET synchronous_standby_names = '\"{name}\"'", cancellationToken);
+        await QueryAsync<bool>("SELECT pg_reload_conf()", cancellationToken);
+        await WaitUntilAsync(
+            $"standby {name} to become synchronous",
+            async () => await QueryAsync<string>("SELECT sync_state FROM pg_stat_replication WHERE application_name = $1", cancellationToken, name) == "sync",
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="standby"/> has replayed everything this cluster had written when the call began, so
+    /// what was committed here (the schema, say) is readable there.
+    /// </summary>
+    /// <param name="standby">A standby of this cluster.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>A task that completes when the standby has caught up.</returns>
+    /// <exception cref="InvalidOperationException">It did not catch up within a minute.</exception>
+    public async Task WaitForReplayAsync(PrivatePostgres standby, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(standby);
+        var lsn = await QueryAsync<string>("SELECT pg_current_wal_lsn()::text", cancellationToken);
+        await standby.WaitUntilAsync(
+            $"the standby to replay the primary's WAL up to {lsn}",
+            async () => await standby.QueryAsync<bool>("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", cancellationToken, lsn!),
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Promotes this standby to a primary (<c>pg_ctl promote -w</c>): it stops replaying, starts a new timeline and
+    /// accepts writes. Its UNLOGGED tables, which replication never carries, come up empty.
+    /// </summary>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>A task that completes when the server accepts writes.</returns>
+    /// <exception cref="InvalidOperationException">The promotion failed or took longer than a minute.</exception>
+    public Task PromoteAsync(CancellationToken cancellationToken = default) =>
+        PgCtlAsync(["promote", "-D", DataDirectory, "-w", "-t", Seconds(CommandLimit)], cancellationToken);
 
     /// <summary>Returns the server's log (everything since initdb), or its last <paramref name="lines"/> lines.</summary>
     /// <param name="lines">How many lines from the end, or <see langword="null"/> for all.</param>
@@ -173,26 +270,94 @@ public sealed class PrivatePostgres : IAsyncDisposable
             """,
             cancellationToken);
 
-        for (var attempt = 1; ; attempt++)
-        {
-            _port = TestEnvironment.UnusedLoopbackPort();
-            try
-            {
-                await StartOnPortAsync(cancellationToken);
-                break;
-            }
-            catch (InvalidOperationException ex) when (attempt < StartAttempts && ex.Message.Contains("Address already in use", StringComparison.Ordinal))
-            {
-                // Another process took the port between the check and the start: try another one.
-            }
-        }
-
+        await StartOnFreePortAsync(cancellationToken);
         await using var dataSource = NpgsqlDataSource.Create(ConnectionString);
         await using var command = dataSource.CreateCommand("SELECT current_setting('server_version_num')::int");
         var version = (int)(await command.ExecuteScalarAsync(cancellationToken))!;
         if (version < 150000)
         {
             throw new InvalidOperationException($"The binaries in {_bin} are PostgreSQL {version}; the tests need 15 or later.");
+        }
+    }
+
+    private async Task InitializeStandbyAsync(PrivatePostgres primary, CancellationToken cancellationToken)
+    {
+        var name = StandbyName!;
+        await _user.TakeOwnershipAsync(_directory, cancellationToken);
+
+        // -R writes standby.signal and a primary_conninfo that keeps the application_name given here, which is how the
+        // primary's pg_stat_replication and synchronous_standby_names know this standby. -c fast: no wait for a spread
+        // checkpoint.
+        var conninfo = $"host=127.0.0.1 port={primary.Port.ToString(CultureInfo.InvariantCulture)} user={UserName} application_name={name}";
+        var basebackup = _user.Command(
+            Path.Combine(_bin, "pg_basebackup"),
+            "-D", DataDirectory, "-d", conninfo, "-R", "-X", "stream", "-C", "-S", name, "-c", "fast", "--no-sync");
+        await RunAsync(basebackup, cancellationToken);
+
+        // The copied postgresql.conf carries the primary's socket directory; a later line wins.
+        await File.AppendAllTextAsync(
+            Path.Combine(DataDirectory, "postgresql.conf"),
+            $"""
+
+            # PrivatePostgres standby of the cluster on port {primary.Port.ToString(CultureInfo.InvariantCulture)}.
+            unix_socket_directories = '{_directory.Replace("'", "''", StringComparison.Ordinal)}'
+            hot_standby = on
+
+            """,
+            cancellationToken);
+        await StartOnFreePortAsync(cancellationToken);
+        await primary.WaitUntilAsync(
+            $"standby {name} to stream",
+            async () => await primary.QueryAsync<string>("SELECT state FROM pg_stat_replication WHERE application_name = $1", cancellationToken, name) == "streaming",
+            cancellationToken);
+    }
+
+    private async Task StartOnFreePortAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            _port = TestEnvironment.UnusedLoopbackPort();
+            try
+            {
+                await StartOnPortAsync(cancellationToken);
+                return;
+            }
+            catch (InvalidOperationException ex) when (attempt < StartAttempts && ex.Message.Contains("Address already in use", StringComparison.Ordinal))
+            {
+                // Another process took the port between the check and the start: try another one.
+            }
+        }
+    }
+
+    // One statement on a connection of its own, outside any pool (a pool would keep connections a crash breaks).
+    private async Task<T?> QueryAsync<T>(string sql, CancellationToken cancellationToken, params object[] parameters)
+    {
+        var settings = new NpgsqlConnectionStringBuilder(ConnectionString) { Pooling = false };
+        await using var connection = new NpgsqlConnection(settings.ConnectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is null or DBNull ? default : (T)value;
+    }
+
+    // Polls until the condition holds; fails after CommandLimit with the end of the server log.
+    private async Task WaitUntilAsync(string what, Func<Task<bool>> condition, CancellationToken cancellationToken)
+    {
+        var elapsed = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (elapsed.Elapsed > CommandLimit)
+            {
+                throw new InvalidOperationException(
+                    $"Timed out after {CommandLimit.TotalSeconds:0} s waiting for {what}.\nLast lines of the server log {LogFile}:\n{ReadServerLog(lines: 20)}");
+            }
+
+            await Task.Delay(50, cancellationToken);
         }
     }
 
