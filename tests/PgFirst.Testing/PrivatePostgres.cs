@@ -9,7 +9,7 @@ namespace PgFirst.Testing;
 /// A throwaway PostgreSQL cluster of one test's own, to crash and restart for real without disturbing the shared
 /// <see cref="PostgresServer"/> the other test classes use in parallel: <c>initdb</c> into a temporary directory, trust
 /// authentication, listening on 127.0.0.1 only on a free port, its Unix socket inside that directory. Stopped and
-/// deleted on dispose. <see cref="CreateStandbyAsync"/> gives it a streaming standby (another such cluster) to fail over to.
+/// deleted on dispose. <see cref="CreateStandbyAsync(CancellationToken)"/> gives it a streaming standby (another such cluster) to fail over to.
 /// </summary>
 /// <remarks>
 /// Needs the PostgreSQL 15+ server binaries on this machine (<c>/usr/lib/postgresql/*/bin</c>, or
@@ -45,7 +45,7 @@ public sealed class PrivatePostgres : IAsyncDisposable
     public int Port => _port;
 
     /// <summary>
-    /// Gets the name a standby made by <see cref="CreateStandbyAsync"/> streams under: its <c>application_name</c> in the
+    /// Gets the name a standby made by <see cref="CreateStandbyAsync(CancellationToken)"/> streams under: its <c>application_name</c> in the
     /// primary's <c>pg_stat_replication</c>, its replication slot there, and what <c>synchronous_standby_names</c>
     /// names. <see langword="null"/> for a cluster made by <see cref="CreateAsync"/>.
     /// </summary>
@@ -114,14 +114,26 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>The running standby; the caller disposes it (before or after this cluster, either works).</returns>
     /// <exception cref="InvalidOperationException">The base backup failed, or the standby did not start or stream.</exception>
-    public async Task<PrivatePostgres> CreateStandbyAsync(CancellationToken cancellationToken = default)
+    public Task<PrivatePostgres> CreateStandbyAsync(CancellationToken cancellationToken = default) =>
+        CreateStandbyAsync(Port, cancellationToken);
+
+    /// <summary>
+    /// Makes a streaming standby of this running cluster, as <see cref="CreateStandbyAsync(CancellationToken)"/> does, that
+    /// reaches it through another loopback port: a <see cref="TcpProxy"/> in front of this cluster, so a test can cut
+    /// replication (<see cref="TcpProxy.GoDown"/>) and leave the standby behind.
+    /// </summary>
+    /// <param name="streamFromPort">The loopback port the base backup and the standby's WAL stream connect to.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The running standby; the caller disposes it (before or after this cluster, either works).</returns>
+    /// <exception cref="InvalidOperationException">The base backup failed, or the standby did not start or stream.</exception>
+    public async Task<PrivatePostgres> CreateStandbyAsync(int streamFromPort, CancellationToken cancellationToken = default)
     {
         // A slot name and an application_name both: lowercase letters, digits and underscores.
         var name = "standby_" + Guid.NewGuid().ToString("N")[..12];
         var standby = new PrivatePostgres(_bin, Directory.CreateTempSubdirectory("pgfirst-pg-").FullName, _user, name);
         try
         {
-            await standby.InitializeStandbyAsync(this, cancellationToken);
+            await standby.InitializeStandbyAsync(this, streamFromPort, cancellationToken);
             return standby;
         }
         catch
@@ -137,11 +149,11 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// returns only once the standby has flushed its WAL. Waits until <c>pg_stat_replication</c> says <c>sync</c>.
     /// </summary>
     /// <remarks>
-    /// Call it after <see cref="CreateStandbyAsync"/>, never before: <c>ALTER SYSTEM</c> writes
+    /// Call it after <see cref="CreateStandbyAsync(CancellationToken)"/>, never before: <c>ALTER SYSTEM</c> writes
     /// <c>postgresql.auto.conf</c>, which a base backup copies, so a standby made afterwards would inherit the setting
     /// and, once promoted, wait forever for a synchronous standby of its own on every commit.
     /// </remarks>
-    /// <param name="standby">A standby of this cluster, made by <see cref="CreateStandbyAsync"/>.</param>
+    /// <param name="standby">A standby of this cluster, made by <see cref="CreateStandbyAsync(CancellationToken)"/>.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when the standby is synchronous.</returns>
     /// <exception cref="InvalidOperationException">The standby did not become synchronous within a minute.</exception>
@@ -280,7 +292,7 @@ public sealed class PrivatePostgres : IAsyncDisposable
         }
     }
 
-    private async Task InitializeStandbyAsync(PrivatePostgres primary, CancellationToken cancellationToken)
+    private async Task InitializeStandbyAsync(PrivatePostgres primary, int streamFromPort, CancellationToken cancellationToken)
     {
         var name = StandbyName!;
         await _user.TakeOwnershipAsync(_directory, cancellationToken);
@@ -288,7 +300,7 @@ public sealed class PrivatePostgres : IAsyncDisposable
         // -R writes standby.signal and a primary_conninfo that keeps the application_name given here, which is how the
         // primary's pg_stat_replication and synchronous_standby_names know this standby. -c fast: no wait for a spread
         // checkpoint.
-        var conninfo = $"host=127.0.0.1 port={primary.Port.ToString(CultureInfo.InvariantCulture)} user={UserName} application_name={name}";
+        var conninfo = $"host=127.0.0.1 port={streamFromPort.ToString(CultureInfo.InvariantCulture)} user={UserName} application_name={name}";
         var basebackup = _user.Command(
             Path.Combine(_bin, "pg_basebackup"),
             "-D", DataDirectory, "-d", conninfo, "-R", "-X", "stream", "-C", "-S", name, "-c", "fast", "--no-sync");
