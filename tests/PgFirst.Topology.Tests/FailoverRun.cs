@@ -96,10 +96,19 @@ internal sealed class FailoverRun : IAsyncDisposable
     private readonly ConcurrentBag<int> _enqueueFailed = [];
     private readonly ConcurrentQueue<(byte[] KeyHash, TimeSpan At)> _sessionsInserted = new();
     private readonly CapturingLoggerProvider _logs = new();
+
+    // Cancelled first on dispose, so the load and the listener watch end before anything they use goes away, whether
+    // the run finished or failed half-way.
+    private readonly CancellationTokenSource _disposing = new();
     private PrivatePostgres? _primary;
     private PrivatePostgres? _standby;
     private TcpProxy? _replication;
     private IHost? _host;
+    private bool _hostStarted;
+
+    private CancellationTokenSource? _stopLoad;
+    private Task _load = Task.CompletedTask;
+    private Task _listener = Task.CompletedTask;
     private NpgsqlDataSource? _newPrimary;
     private System.Net.Sockets.TcpListener? _hangingPrimary;
     private int _nextJob;
@@ -131,6 +140,19 @@ internal sealed class FailoverRun : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _disposing.CancelAsync();
+        try
+        {
+            // Each operation in flight ends within Timeout; the loops then see the cancellation.
+            await Task.WhenAll(_load, _listener).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or NpgsqlException or ObjectDisposedException)
+        {
+            // The run's own error, if any, is the one to report.
+        }
+
+        _stopLoad?.Dispose();
+        _disposing.Dispose();
         _hangingPrimary?.Dispose();
         try
         {
@@ -139,7 +161,11 @@ internal sealed class FailoverRun : IAsyncDisposable
                 using var stopLimit = new CancellationTokenSource(TimeSpan.FromSeconds(15));
                 try
                 {
-                    await _host.StopAsync(stopLimit.Token);
+                    // A host whose start failed cannot be stopped (and the start's error is the one to report).
+                    if (_hostStarted)
+                    {
+                        await _host.StopAsync(stopLimit.Token);
+                    }
                 }
                 finally
                 {
@@ -197,6 +223,7 @@ internal sealed class FailoverRun : IAsyncDisposable
         _host = BuildApp($"Host=127.0.0.1:{_primary.Port},127.0.0.1:{_standby.Port};Username={PrivatePostgres.UserName};Database=postgres;" +
                          $"Target Session Attributes=primary;{_settings.NpgsqlSettings}");
         await _host.StartAsync(cancellationToken);
+        _hostStarted = true;
         await using (var command = Services.GetRequiredService<NpgsqlDataSource>().CreateCommand(
             $"CREATE TABLE {Schema}.failover_effect (number integer NOT NULL, job_id bigint NOT NULL, attempt integer NOT NULL)"))
         {
@@ -207,8 +234,8 @@ internal sealed class FailoverRun : IAsyncDisposable
         // The schema must be on the standby before the crash, or there is nothing to fail over to.
         await _primary.WaitForReplayAsync(_standby, cancellationToken);
 
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var load = StartLoad(stop.Token);
+        var stop = _stopLoad = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposing.Token);
+        _load = StartLoad(stop.Token);
         await Task.Delay(WarmUp, cancellationToken);
         var before = await WriteMarkersAsync(cancellationToken);
         if (_settings.CutReplicationBeforeCrash is { } cut)
@@ -230,7 +257,8 @@ internal sealed class FailoverRun : IAsyncDisposable
         await _standby.PromoteAsync(cancellationToken);
         var promotedAt = _clock.Elapsed;
         _newPrimary = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(_standby.ConnectionString) { Pooling = false }.ConnectionString);
-        var listener = WaitForListenerAsync(cancellationToken);
+        var listener = WaitForListenerAsync(_disposing.Token);
+        _listener = listener;
 
         var probes = new[] { _cache, _sessions, _limiter, _enqueue, _journal.Handler };
         while (!probes.All(p => p.SucceededSince(promotedAt)) && _clock.Elapsed - crashedAt < RecoveryLimit)
@@ -241,7 +269,7 @@ internal sealed class FailoverRun : IAsyncDisposable
         var recoveredAt = _clock.Elapsed;
         await Task.Delay(_settings.DeadPrimary == DeadPrimary.Hangs ? AfterRecoveryWithHangingPrimary : AfterRecovery, cancellationToken);
         await stop.CancelAsync();
-        await load;
+        await _load;
 
         // With a hanging old primary every open may wait for Timeout (see docs/production.md): what survived is the
         // refusing runs' business, so this one reports the outage and its aftermath only.
