@@ -17,10 +17,16 @@ internal static class BenchmarkServers
     /// Gets a connection string through PgBouncer in transaction mode (PGFIRST_PGBOUNCER), with the setting PgFirst
     /// requires there (<c>No Reset On Close=true</c>).
     /// </summary>
-    public static string PgBouncer => new Npgsql.NpgsqlConnectionStringBuilder(Require("PGFIRST_PGBOUNCER")) { NoResetOnClose = true }.ConnectionString;
+    public static string PgBouncer => new Npgsql.NpgsqlConnectionStringBuilder(PgBouncerOverride ?? Require("PGFIRST_PGBOUNCER")) { NoResetOnClose = true }.ConnectionString;
+
+    /// <summary>Gets or sets a connection string that replaces PGFIRST_PGBOUNCER (the load runner's --pgbouncer).</summary>
+    public static string? PgBouncerOverride { get; set; }
+
+    /// <summary>Gets or sets a connection string that replaces PGFIRST_STANDBY (the load runner's --standby).</summary>
+    public static string? StandbyOverride { get; set; }
 
     /// <summary>Gets a connection string to the streaming standby of <see cref="Postgres"/> (PGFIRST_STANDBY).</summary>
-    public static string Standby => Require("PGFIRST_STANDBY");
+    public static string Standby => StandbyOverride ?? Require("PGFIRST_STANDBY");
 
     private static string Require(string variable) =>
         Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value

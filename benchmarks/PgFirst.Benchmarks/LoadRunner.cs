@@ -19,7 +19,7 @@ namespace PgFirst.Benchmarks;
 /// drains and bulk enqueues) do one batch of work per round instead, with a fixed number of workers. Ratios are read
 /// within one run.
 /// Usage: <c>dotnet run -c Release --project benchmarks/PgFirst.Benchmarks -- load [--seconds N] [--callers 1,8,32]
-/// [--only TEXT] [--jobs N] [--hangfire-jobs N]</c>.
+/// [--only TEXT] [--jobs N] [--hangfire-jobs N] [--postgres CS] [--redis CFG] [--pgbouncer CS] [--standby CS]</c>.
 /// </summary>
 internal static partial class LoadRunner
 {
@@ -54,6 +54,8 @@ internal static partial class LoadRunner
         RedisPrefix = OptionText(args, "--redis-prefix") ?? RedisPrefix;
         BenchmarkServers.PostgresOverride = OptionText(args, "--postgres");
         BenchmarkServers.RedisOverride = OptionText(args, "--redis");
+        BenchmarkServers.PgBouncerOverride = OptionText(args, "--pgbouncer");
+        BenchmarkServers.StandbyOverride = OptionText(args, "--standby");
         var report = OptionText(args, "--report");
         var charts = OptionText(args, "--charts") ?? "benchmarks/charts";
         var only = OptionText(args, "--only");

@@ -24,6 +24,7 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
                 "--jobs", "500", "--hangfire-jobs", "20",
                 "--schema", schema, "--redis-prefix", prefix,
                 "--postgres", postgres.ConnectionString, "--redis", redis.Configuration,
+                "--pgbouncer", postgres.PoolerConnectionString, "--standby", PostgresServer.StandbyConnectionString,
                 "--report", report, "--charts", charts,
             ]);
 
