@@ -17,7 +17,7 @@ public class PgPoolerTests(PostgresServer server) : PostgresTest(server)
     [Fact]
     public async Task TryTranslate_UnknownPreparedStatement_WithoutTheSetting_NamesIt()
     {
-        var error = await FailAsync("EXECUTE _p1");
+        var error = await FailAsync("EXECUTE pgfirst_never_prepared_" + Guid.NewGuid().ToString("N"));
 
         var translated = PgPooler.TryTranslate(error, PgPoolerMode.None, Schema);
 
@@ -30,7 +30,7 @@ public class PgPoolerTests(PostgresServer server) : PostgresTest(server)
     [Fact]
     public async Task TryTranslate_UnknownPreparedStatement_InTransactionMode_PointsAtWhoPrepares()
     {
-        var error = await FailAsync("EXECUTE _p1");
+        var error = await FailAsync("EXECUTE pgfirst_never_prepared_" + Guid.NewGuid().ToString("N"));
 
         var translated = PgPooler.TryTranslate(error, PgPoolerMode.Transaction, Schema);
 
