@@ -14,10 +14,7 @@ public sealed class ReplicaReadTests : IAsyncLifetime
 {
     private static readonly DistributedCacheEntryOptions Hour = new() { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) };
     private readonly string _schema = PostgresServer.NewSchemaName();
-    private PrivatePostgres _primary = null!;
-    private PrivatePostgres _standby = null!;
-    private NpgsqlDataSource _primaryData = null!;
-    private NpgsqlDataSource _standbyData = null!;
+    private StandbyPair _pair = null!;
     private PgReplicaRouter _router = null!;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -25,18 +22,15 @@ public sealed class ReplicaReadTests : IAsyncLifetime
     private PgFirstOptions Options => new()
     {
         SchemaName = _schema,
-        Replicas = { ConnectionString = _standby.ConnectionString, SampleInterval = TimeSpan.FromMilliseconds(50), DegradedLag = TimeSpan.FromSeconds(1) },
+        Replicas = { ConnectionString = _pair.Standby.ConnectionString, SampleInterval = TimeSpan.FromMilliseconds(50), DegradedLag = TimeSpan.FromSeconds(1) },
     };
 
     public async ValueTask InitializeAsync()
     {
-        _primary = await PrivatePostgres.CreateAsync(Ct);
-        _standby = await _primary.CreateStandbyAsync(Ct);
-        _primaryData = NpgsqlDataSource.Create(_primary.ConnectionString);
-        _standbyData = NpgsqlDataSource.Create(_standby.ConnectionString);
-        await new PgSchemaInstaller(_primaryData, _schema, [PgDistributedCache.SchemaModuleFor(PgCacheDurability.Logged)]).ApplyAsync(Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
-        _router = new PgReplicaRouter(_primaryData, Options, TimeProvider.System);
+        _pair = await StandbyPair.CreateAsync(Ct);
+        await new PgSchemaInstaller(_pair.PrimaryData, _schema, [PgDistributedCache.SchemaModuleFor(PgCacheDurability.Logged)]).ApplyAsync(Ct);
+        await _pair.WaitForReplayAsync(Ct);
+        _router = new PgReplicaRouter(_pair.PrimaryData, Options, TimeProvider.System);
         _router.Start();
         await WaitForLagAsync(lag => lag < TimeSpan.FromSeconds(1), "the standby to be sampled within 1 s of the primary");
     }
@@ -44,10 +38,7 @@ public sealed class ReplicaReadTests : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         await _router.DisposeAsync();
-        await _primaryData.DisposeAsync();
-        await _standbyData.DisposeAsync();
-        await _standby.DisposeAsync();
-        await _primary.DisposeAsync();
+        await _pair.DisposeAsync();
     }
 
     [Fact]
@@ -57,12 +48,12 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         var loose = Cache(PgReadConsistency.BoundedStaleness, maxLag: TimeSpan.FromSeconds(60));
         var tight = Cache(PgReadConsistency.BoundedStaleness, maxLag: TimeSpan.FromMilliseconds(500));
         await writer.SetAsync("k", Bytes("v1"), Hour, Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await _pair.WaitForReplayAsync(Ct);
         await WaitForLagAsync(lag => lag < TimeSpan.FromMilliseconds(400), "the standby to catch up");
         Assert.Equal("v1", Text(await tight.GetAsync("k", Ct)));
         Assert.Equal(StandbyHost, _router.LastReadTarget("pgcache"));
 
-        await PauseReplayAsync();
+        await _pair.PauseReplayAsync(Ct);
         await writer.SetAsync("k", Bytes("v2"), Hour, Ct);
         await WaitForLagAsync(lag => lag > TimeSpan.FromSeconds(1), "the paused standby to fall more than 1 s behind");
 
@@ -72,7 +63,7 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         Assert.Equal("primary", _router.LastReadTarget("pgcache"));
         Assert.Equal(HealthStatus.Degraded, (await HealthAsync()).Status);
 
-        await ResumeReplayAsync();
+        await _pair.ResumeReplayAsync(Ct);
         await WaitForLagAsync(lag => lag < TimeSpan.FromMilliseconds(400), "the resumed standby to catch up");
         Assert.Equal("v2", Text(await tight.GetAsync("k", Ct)));
         Assert.Equal(StandbyHost, _router.LastReadTarget("pgcache"));
@@ -86,14 +77,14 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         var cache = Cache(PgReadConsistency.ReadYourWrites, maxLag: TimeSpan.FromSeconds(60));
         await other.SetAsync("theirs", Bytes("t1"), Hour, Ct);
         await cache.SetAsync("mine", Bytes("m0"), Hour, Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await _pair.WaitForReplayAsync(Ct);
 
         // Once a sample taken after the write finds it replayed, the key is read from the standby.
         await QueueTestHost.WaitUntilAsync(
             async () => Text(await cache.GetAsync("mine", Ct)) == "m0" && _router.LastReadTarget("pgcache") == StandbyHost,
             "the write to be read back from the standby once it replayed it");
 
-        await PauseReplayAsync();
+        await _pair.PauseReplayAsync(Ct);
         await cache.SetAsync("mine", Bytes("m1"), Hour, Ct);
 
         Assert.Equal("m1", Text(await cache.GetAsync("mine", Ct)));
@@ -112,8 +103,8 @@ public sealed class ReplicaReadTests : IAsyncLifetime
         await cache.RemoveAsync("mine", Ct);
         Assert.Null(await cache.GetAsync("mine", Ct));
 
-        await ResumeReplayAsync();
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await _pair.ResumeReplayAsync(Ct);
+        await _pair.WaitForReplayAsync(Ct);
         await QueueTestHost.WaitUntilAsync(
             async () => await cache.GetAsync("mine", Ct) is null && _router.LastReadTarget("pgcache") == StandbyHost,
             "the removal to be read back from the standby once it replayed it");
@@ -124,9 +115,9 @@ public sealed class ReplicaReadTests : IAsyncLifetime
     {
         var cache = Cache(PgReadConsistency.BoundedStaleness, maxLag: TimeSpan.FromSeconds(60));
         await cache.SetAsync("k", Bytes("v"), Hour, Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await _pair.WaitForReplayAsync(Ct);
 
-        await _standby.CrashAsync(Ct);
+        await _pair.Standby.CrashAsync(Ct);
         await QueueTestHost.WaitUntilAsync(() => !_router.Status[0].IsAvailable, "the router to notice the standby is gone");
 
         Assert.Equal("v", Text(await cache.GetAsync("k", Ct)));
@@ -140,14 +131,14 @@ public sealed class ReplicaReadTests : IAsyncLifetime
     public async Task TableCreatedUnlogged_GetsFallBackToThePrimary_AndSayWhyOnce()
     {
         var schema = PostgresServer.NewSchemaName();
-        await new PgSchemaInstaller(_primaryData, schema, [PgDistributedCache.SchemaModuleFor(PgCacheDurability.Unlogged)]).ApplyAsync(Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await new PgSchemaInstaller(_pair.PrimaryData, schema, [PgDistributedCache.SchemaModuleFor(PgCacheDurability.Unlogged)]).ApplyAsync(Ct);
+        await _pair.WaitForReplayAsync(Ct);
         using var logs = new CapturingLoggerProvider();
         using var loggers = LoggerFactory.Create(b => b.AddProvider(logs));
         var options = Options;
         options.SchemaName = schema;
         using var cache = new PgDistributedCache(
-            _primaryData,
+            _pair.PrimaryData,
             options,
             new PgCacheOptions { Durability = PgCacheDurability.Logged, ReadConsistency = PgReadConsistency.BoundedStaleness, MaxReplicaLag = TimeSpan.FromSeconds(60) },
             new PgTenantContext("default"),
@@ -169,7 +160,7 @@ public sealed class ReplicaReadTests : IAsyncLifetime
     public void UnloggedTable_WithReplicaReads_IsRefused()
     {
         var error = Assert.Throws<ArgumentException>(() => new PgDistributedCache(
-            _primaryData, Options, new PgCacheOptions { ReadConsistency = PgReadConsistency.BoundedStaleness }, new PgTenantContext("default"), TimeProvider.System, replicas: _router));
+            _pair.PrimaryData, Options, new PgCacheOptions { ReadConsistency = PgReadConsistency.BoundedStaleness }, new PgTenantContext("default"), TimeProvider.System, replicas: _router));
 
         Assert.Contains("UNLOGGED", error.Message, StringComparison.Ordinal);
     }
@@ -177,7 +168,7 @@ public sealed class ReplicaReadTests : IAsyncLifetime
     private string StandbyHost => _router.Status[0].Host;
 
     private PgDistributedCache Cache(PgReadConsistency consistency, bool replicas = true, TimeSpan? maxLag = null) => new(
-        _primaryData,
+        _pair.PrimaryData,
         Options,
         new PgCacheOptions { Durability = PgCacheDurability.Logged, ReadConsistency = consistency, MaxReplicaLag = maxLag ?? TimeSpan.FromSeconds(1) },
         new PgTenantContext("default"),
@@ -189,18 +180,6 @@ public sealed class ReplicaReadTests : IAsyncLifetime
 
     private Task WaitForLagAsync(Func<TimeSpan, bool> condition, string what) =>
         QueueTestHost.WaitUntilAsync(() => _router.Status[0] is { IsAvailable: true, Lag: { } lag } && condition(lag), what);
-
-    private async Task PauseReplayAsync()
-    {
-        await using var command = _standbyData.CreateCommand("SELECT pg_wal_replay_pause()");
-        await command.ExecuteNonQueryAsync(Ct);
-    }
-
-    private async Task ResumeReplayAsync()
-    {
-        await using var command = _standbyData.CreateCommand("SELECT pg_wal_replay_resume()");
-        await command.ExecuteNonQueryAsync(Ct);
-    }
 
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
 

@@ -9,10 +9,7 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
 {
     private static readonly TimeSpan Touch = TimeSpan.FromMinutes(5);
     private readonly string _schema = PostgresServer.NewSchemaName();
-    private PrivatePostgres _primary = null!;
-    private PrivatePostgres _standby = null!;
-    private NpgsqlDataSource _primaryData = null!;
-    private NpgsqlDataSource _standbyData = null!;
+    private StandbyPair _pair = null!;
     private PgReplicaRouter _router = null!;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -20,44 +17,38 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
     private PgFirstOptions Options => new()
     {
         SchemaName = _schema,
-        Replicas = { ConnectionString = _standby.ConnectionString, SampleInterval = TimeSpan.FromMilliseconds(50) },
+        Replicas = { ConnectionString = _pair.Standby.ConnectionString, SampleInterval = TimeSpan.FromMilliseconds(50) },
     };
 
     public async ValueTask InitializeAsync()
     {
-        _primary = await PrivatePostgres.CreateAsync(Ct);
-        _standby = await _primary.CreateStandbyAsync(Ct);
-        _primaryData = NpgsqlDataSource.Create(_primary.ConnectionString);
-        _standbyData = NpgsqlDataSource.Create(_standby.ConnectionString);
-        await new PgSchemaInstaller(_primaryData, _schema, [PostgresSessionBackend.SchemaModule]).ApplyAsync(Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
-        _router = new PgReplicaRouter(_primaryData, Options, TimeProvider.System);
+        _pair = await StandbyPair.CreateAsync(Ct);
+        await new PgSchemaInstaller(_pair.PrimaryData, _schema, [PostgresSessionBackend.SchemaModule]).ApplyAsync(Ct);
+        await _pair.WaitForReplayAsync(Ct);
+        _router = new PgReplicaRouter(_pair.PrimaryData, Options, TimeProvider.System);
         _router.Start();
     }
 
     public async ValueTask DisposeAsync()
     {
         await _router.DisposeAsync();
-        await _primaryData.DisposeAsync();
-        await _standbyData.DisposeAsync();
-        await _standby.DisposeAsync();
-        await _primary.DisposeAsync();
+        await _pair.DisposeAsync();
     }
 
     [Fact]
     public async Task ReadYourWrites_ReplayPaused_OwnUpdateIsLoadedFromThePrimary_AnotherInstancesSessionFromTheStandby()
     {
         var mine = Backend(PgReadConsistency.ReadYourWrites);
-        var otherInstance = new PostgresSessionBackend(_primaryData, Options);
+        var otherInstance = new PostgresSessionBackend(_pair.PrimaryData, Options);
         var now = DateTimeOffset.UtcNow;
         await otherInstance.InsertAsync(Record(Key(9), "theirs-v1", now), Ct);
         await mine.InsertAsync(Record(Key(1), "mine-v1", now), Ct);
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await _pair.WaitForReplayAsync(Ct);
         await QueueTestHost.WaitUntilAsync(
             async () => await LoadAsync(mine, Key(1), now) == "mine-v1" && _router.LastReadTarget("pgsessions") == StandbyHost,
             "this instance's session to be loaded from the standby once it replayed it");
 
-        await PauseReplayAsync();
+        await _pair.PauseReplayAsync(Ct);
         var loaded = (await mine.LoadAsync(Request(Key(1), now), Ct))!;
         Assert.NotNull(await mine.UpdateAsync(Update(loaded, "mine-v2", now), Ct));
         await otherInstance.UpdateAsync(Update((await otherInstance.LoadAsync(Request(Key(9), now), Ct))!, "theirs-v2", now), Ct);
@@ -71,7 +62,7 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
         await mine.RevokeAsync("default", Guid.NewGuid(), Ct);
         Assert.Equal("theirs-v2", await LoadAsync(mine, Key(9), now));
         Assert.Equal("primary", _router.LastReadTarget("pgsessions"));
-        await ResumeReplayAsync();
+        await _pair.ResumeReplayAsync(Ct);
     }
 
     [Fact]
@@ -79,13 +70,13 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
     {
         var backend = Backend(PgReadConsistency.BoundedStaleness);
         var now = DateTimeOffset.UtcNow;
-        await PauseReplayAsync();
-        await new PostgresSessionBackend(_primaryData, Options).InsertAsync(Record(Key(5), "new", now), Ct);
+        await _pair.PauseReplayAsync(Ct);
+        await new PostgresSessionBackend(_pair.PrimaryData, Options).InsertAsync(Record(Key(5), "new", now), Ct);
 
         // Not on the paused standby yet: a miss there is never taken for "no session".
         Assert.Equal("new", await LoadAsync(backend, Key(5), now));
-        await ResumeReplayAsync();
-        await _primary.WaitForReplayAsync(_standby, Ct);
+        await _pair.ResumeReplayAsync(Ct);
+        await _pair.WaitForReplayAsync(Ct);
         await QueueTestHost.WaitUntilAsync(
             async () => await LoadAsync(backend, Key(5), now) == "new" && _router.LastReadTarget("pgsessions") == StandbyHost,
             "the session to be loaded from the standby");
@@ -94,7 +85,7 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
         var later = now + Touch + TimeSpan.FromSeconds(1);
         Assert.Equal("new", await LoadAsync(backend, Key(5), later));
         Assert.Equal("primary", _router.LastReadTarget("pgsessions"));
-        await using var lastSeen = _primaryData.CreateCommand($"SELECT last_seen_at FROM \"{_schema}\".session WHERE key_hash = $1");
+        await using var lastSeen = _pair.PrimaryData.CreateCommand($"SELECT last_seen_at FROM \"{_schema}\".session WHERE key_hash = $1");
         lastSeen.Parameters.Add(new NpgsqlParameter { Value = Key(5) });
         Assert.Equal(later.UtcDateTime, (DateTime)(await lastSeen.ExecuteScalarAsync(Ct))!, TimeSpan.FromMilliseconds(1));
     }
@@ -105,7 +96,7 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
     private static byte[] Key(byte value) => Enumerable.Repeat(value, 32).ToArray();
 
     private PostgresSessionBackend Backend(PgReadConsistency consistency) =>
-        new(_primaryData, Options, PgReplicaReads.For(_router, "pgsessions", consistency, TimeSpan.FromSeconds(60)));
+        new(_pair.PrimaryData, Options, PgReplicaReads.For(_router, "pgsessions", consistency, TimeSpan.FromSeconds(60)));
 
     private static PgSessionLoadRequest Request(byte[] key, DateTimeOffset now) => new(key, "default", now, Touch);
 
@@ -137,16 +128,4 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
         Now = now,
         TouchInterval = Touch,
     };
-
-    private async Task PauseReplayAsync()
-    {
-        await using var command = _standbyData.CreateCommand("SELECT pg_wal_replay_pause()");
-        await command.ExecuteNonQueryAsync(Ct);
-    }
-
-    private async Task ResumeReplayAsync()
-    {
-        await using var command = _standbyData.CreateCommand("SELECT pg_wal_replay_resume()");
-        await command.ExecuteNonQueryAsync(Ct);
-    }
 }
