@@ -139,6 +139,92 @@ public sealed class RedisSessionBackend : IPgSessionBackend
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// One Lua script: atomic in Redis, so a concurrent commit of the same session runs wholly before or after this
+    /// one, and this one merges its changes into whatever that left. <see cref="PgSessionOptions.CommitDurability"/>
+    /// does not apply: Redis persists as its server is configured.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A key hash is not 32 bytes or the tenant id is invalid.</exception>
+    /// <exception cref="RedisException">Redis is unreachable, timed out or failed the script.</exception>
+    public async ValueTask<PgSessionCommitResult> CommitAsync(PgSessionUpdate update, PgSessionChanges changes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        ArgumentNullException.ThrowIfNull(changes);
+        ValidateKeyHash(update.KeyHash, nameof(update));
+        ValidateKeyHash(update.NewKeyHash, nameof(update));
+        PgTenantId.Validate(update.TenantId, nameof(update));
+        ArgumentNullException.ThrowIfNull(update.Data, nameof(update));
+        cancellationToken.ThrowIfCancellationRequested();
+        var scope = Scope(update.TenantId);
+        RedisKey[] keys = [SessionKey(scope, update.KeyHash), SessionKey(scope, update.NewKeyHash)];
+        var arguments = new RedisValue[14 + (2 * changes.Items.Count)];
+        arguments[0] = scope;
+        arguments[1] = Microseconds(update.Now);
+        arguments[2] = ExpiryMarginMilliseconds;
+        arguments[3] = update.ExpectedVersion;
+        arguments[4] = update.Data;
+        arguments[5] = Optional(update.UserId);
+        arguments[6] = Microseconds(update.IdleTimeout);
+        arguments[7] = Microseconds(update.AbsoluteExpiresAt);
+        arguments[8] = changes.Cleared ? "1" : "0";
+        arguments[9] = changes.BindsUser ? "1" : "0";
+        arguments[10] = changes.IdleTimeout is { } idle ? Microseconds(idle) : string.Empty;
+        arguments[11] = changes.AbsoluteLifetime is { } absolute ? Microseconds(absolute) : string.Empty;
+        arguments[12] = changes.MaxDataBytes;
+        arguments[13] = changes.Items.Count;
+        for (var i = 0; i < changes.Items.Count; i++)
+        {
+            var (key, value) = changes.Items[i];
+            arguments[14 + (2 * i)] = key;
+            if (value is null)
+            {
+                arguments[15 + (2 * i)] = "-";
+            }
+            else
+            {
+                var prefixed = new byte[value.Length + 1];
+                prefixed[0] = (byte)'+';
+                value.CopyTo(prefixed, 1);
+                arguments[15 + (2 * i)] = prefixed;
+            }
+        }
+
+        var result = (RedisResult[])(await EvaluateAsync(RedisSessionScripts.Commit, keys, arguments, cancellationToken).ConfigureAwait(false))!;
+        switch ((int)result[0])
+        {
+            case 0:
+                return new PgSessionCommitResult { Status = PgSessionCommitStatus.Written, Version = (long)result[1] };
+            case 1:
+                var version = (long)result[1];
+                var idleTimeout = TimeSpan.FromMicroseconds((long)result[4]);
+                return new PgSessionCommitResult
+                {
+                    Status = PgSessionCommitStatus.Merged,
+                    Version = version,
+                    Session = new PgSessionRecord
+                    {
+                        KeyHash = update.NewKeyHash,
+                        TenantId = update.TenantId,
+                        SessionId = Guid.ParseExact((string)result[6]!, "N"),
+                        UserId = (string?)result[3],
+                        Version = version,
+                        Data = (byte[]?)result[2] ?? [],
+                        CreatedAt = FromMicroseconds((long)result[7]),
+                        LastSeenAt = FromMicroseconds((long)result[8]),
+                        IdleTimeout = idleTimeout,
+                        AbsoluteExpiresAt = FromMicroseconds((long)result[5]),
+                        ClientIp = (string?)result[9],
+                        UserAgent = (string?)result[10],
+                    },
+                };
+            case 2:
+                return new PgSessionCommitResult { Status = PgSessionCommitStatus.Ended };
+            default:
+                return new PgSessionCommitResult { Status = PgSessionCommitStatus.TooLarge, DataBytes = (int)result[1] };
+        }
+    }
+
+    /// <inheritdoc />
     /// <exception cref="ArgumentException">The tenant id is invalid.</exception>
     /// <exception cref="ArgumentNullException"><paramref name="userId"/> is <see langword="null"/>.</exception>
     /// <exception cref="RedisException">Redis is unreachable, timed out or failed the script.</exception>

@@ -2,7 +2,7 @@ namespace PgSessions;
 
 /// <summary>
 /// Where sessions live: PostgreSQL (the default) or Redis (<c>PgFirst.Redis</c>). The session logic (lazy touch,
-/// optimistic concurrency with key-level replay, regeneration, limits, cookies) sits above this seam, so both
+/// commits that merge a concurrent request's changes, regeneration, limits, cookies) sits above this seam, so both
 /// backends keep the same semantics. Every operation is one round trip.
 /// </summary>
 /// <remarks>
@@ -49,6 +49,20 @@ public interface IPgSessionBackend
     /// <param name="cancellationToken">The token to cancel the write.</param>
     /// <returns>The new version, or <see langword="null"/> when the session moved on, expired or was revoked.</returns>
     ValueTask<long?> UpdateAsync(PgSessionUpdate update, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Commits one request's changes to a stored session, atomically and in one round trip. When the session is still
+    /// at <see cref="PgSessionUpdate.ExpectedVersion"/>, it is written as <paramref name="update"/> says; when another
+    /// request committed first, <paramref name="changes"/> are applied to the session as it is now instead (keys this
+    /// request did not touch keep the other request's values; a key both wrote gets this request's value), so no
+    /// concurrent change is lost and nothing is left to retry. Either way the version goes up by one, the session is
+    /// touched as for <see cref="UpdateAsync"/>, and its key hash may change (id regeneration).
+    /// </summary>
+    /// <param name="update">The session as this request would store it on top of the version it loaded.</param>
+    /// <param name="changes">The request's own changes.</param>
+    /// <param name="cancellationToken">The token to cancel the write.</param>
+    /// <returns>What was done; nothing is written when the session ended or the merge would be too large.</returns>
+    ValueTask<PgSessionCommitResult> CommitAsync(PgSessionUpdate update, PgSessionChanges changes, CancellationToken cancellationToken);
 
     /// <summary>
     /// Lists the live sessions bound to a user, newest first.

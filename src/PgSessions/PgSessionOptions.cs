@@ -40,11 +40,32 @@ public sealed class PgSessionOptions
     public int MaxSessionBytes { get; set; } = 1024 * 1024;
 
     /// <summary>
-    /// Gets or sets how many times a commit that lost a race with a concurrent request of the same session reloads,
-    /// replays this request's own changes and tries again, before it fails with <see cref="PgSessionException"/>.
+    /// Gets or sets nothing any more: a commit no longer retries. It sends this request's own changes, and the store
+    /// applies them to the session as it is, so a concurrent commit can never make it fail or lose a change.
     /// </summary>
-    /// <value>The default is 5. Must be between 0 and 100.</value>
+    /// <value>Ignored.</value>
+    [Obsolete("Commits no longer retry: the store merges a request's changes into the session as it is. This setting has no effect.")]
     public int MaxCommitRetries { get; set; } = 5;
+
+    /// <summary>
+    /// Gets or sets when a session write is durable on PostgreSQL. <see cref="PgSessionDurability.Asynchronous"/> runs
+    /// session writes (inserts and commits, not touches) with <c>synchronous_commit = off</c>: a PostgreSQL crash can
+    /// lose the last fraction of a second of session changes, never corrupt or mix sessions. It is Redis's own default
+    /// (<c>appendfsync everysec</c> with AOF, snapshots without) made explicit. The Redis backend ignores it.
+    /// </summary>
+    /// <value>The default is <see cref="PgSessionDurability.Synchronous"/>.</value>
+    public PgSessionDurability CommitDurability { get; set; } = PgSessionDurability.Synchronous;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether a request's session changes are committed just before its response
+    /// starts (<c>HttpResponse.OnStarting</c>), instead of only after the response, where <c>SessionMiddleware</c> can
+    /// merely log a failure. A commit that fails there (the store is down, or merged data would exceed
+    /// <see cref="MaxSessionBytes"/>) fails the request with a 500 instead of answering 200 for a change that was not
+    /// stored; and the client's next request sees the change. Changes made after the response started are committed
+    /// at the end, as before.
+    /// </summary>
+    /// <value>The default is <see langword="true"/>.</value>
+    public bool CommitBeforeResponse { get; set; } = true;
 
     /// <summary>
     /// Gets or sets a value indicating whether reading or writing a session that was not loaded with

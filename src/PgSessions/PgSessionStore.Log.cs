@@ -14,7 +14,7 @@ public sealed partial class PgSessionStore
     [LoggerMessage(PgSessionsEventIds.SynchronousLoad, LogLevel.Warning, "A session was loaded with blocking I/O because it was used before 'await HttpContext.Session.LoadAsync()'. Load it asynchronously first, or set PgSessions:RequireAsyncLoad to find every such place.")]
     internal partial void LogSynchronousLoad();
 
-    [LoggerMessage(PgSessionsEventIds.ConflictMerged, LogLevel.Debug, "A concurrent request changed the session first; this request's {OperationCount} changes were replayed on version {Version}.")]
+    [LoggerMessage(PgSessionsEventIds.ConflictMerged, LogLevel.Debug, "A concurrent request changed the session first; this request's {OperationCount} changes were merged into it as version {Version}.")]
     internal partial void LogConflictMerged(int operationCount, long version);
 
     [LoggerMessage(PgSessionsEventIds.SessionEndedDuringRequest, LogLevel.Information, "The session was revoked or expired while the request ran; its {OperationCount} changes were discarded.")]

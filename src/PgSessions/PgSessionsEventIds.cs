@@ -14,7 +14,7 @@ public static class PgSessionsEventIds
     /// <summary>A session was loaded synchronously because application code used it without <c>await LoadAsync()</c>.</summary>
     public const int SynchronousLoad = 2003;
 
-    /// <summary>A commit lost a race with a concurrent request of the same session; its changes were replayed on the newer version.</summary>
+    /// <summary>A concurrent request of the same session committed first; this request's changes were merged into the session as it was (nothing lost).</summary>
     public const int ConflictMerged = 2004;
 
     /// <summary>The session was revoked or expired while the request ran; its changes were discarded.</summary>

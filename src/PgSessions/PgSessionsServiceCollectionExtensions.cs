@@ -140,7 +140,8 @@ public static class PgSessionsServiceCollectionExtensions
             return new PostgresSessionBackend(
                 sp.GetRequiredNpgsqlDataSource(first.DataSourceKey),
                 first,
-                sp.GetPgReplicaReads("pgsessions", options.ReadConsistency, options.MaxReplicaLag));
+                sp.GetPgReplicaReads("pgsessions", options.ReadConsistency, options.MaxReplicaLag),
+                options.CommitDurability);
         });
         services.TryAddSingleton(sp => new PgSessionsMetrics(
             sp.GetService<IMeterFactory>(),

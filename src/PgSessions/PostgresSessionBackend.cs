@@ -1,4 +1,5 @@
 using System.Data;
+using System.Text;
 using Npgsql;
 using NpgsqlTypes;
 using PgFirst.Core;
@@ -8,7 +9,7 @@ namespace PgSessions;
 
 /// <summary>
 /// The PostgreSQL backend of PgSessions: the logged table <c>{schema}.session</c>, read with one prepared call of
-/// <c>{schema}.session_load</c> (lookup and lazy touch together) and written with version-checked statements.
+/// <c>{schema}.session_load</c> (lookup and lazy touch together) and written with one call of <c>{schema}.session_commit</c>, which merges a concurrent request's changes instead of losing them.
 /// </summary>
 public sealed class PostgresSessionBackend : IPgSessionBackend
 {
@@ -17,6 +18,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     private readonly PgSessionsSql _sql;
     private readonly PgPoolerMode _pooler;
     private readonly PgReplicaReads? _replicas;
+    private readonly bool _asynchronous;
 
     /// <summary>
     /// Initializes a new instance of the <see cref="PostgresSessionBackend"/> class for a direct connection
@@ -39,9 +41,22 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     /// The read replicas loads may use (<see cref="PgSessionOptions.ReadConsistency"/>), or <see langword="null"/> for
     /// the primary only.
     /// </param>
+    /// <param name="durability">
+    /// When session writes (inserts and commits) are durable: <see cref="PgSessionDurability.Asynchronous"/> runs them
+    /// with <c>synchronous_commit = off</c> (<see cref="PgSessionOptions.CommitDurability"/>).
+    /// </param>
     /// <exception cref="PgFirstPoolerException">The data source auto-prepares statements behind a transaction pooler.</exception>
-    public PostgresSessionBackend(NpgsqlDataSource dataSource, PgFirstOptions options, PgReplicaReads? replicas = null)
+    public PostgresSessionBackend(
+        NpgsqlDataSource dataSource,
+        PgFirstOptions options,
+        PgReplicaReads? replicas = null,
+        PgSessionDurability durability = PgSessionDurability.Synchronous)
     {
+        if (!Enum.IsDefined(durability))
+        {
+            throw new ArgumentOutOfRangeException(nameof(durability), durability, "A session durability is Synchronous or Asynchronous.");
+        }
+
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(options);
         var schemaName = options.SchemaName;
@@ -51,6 +66,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         _schemaName = schemaName;
         _pooler = options.Pooler;
         _replicas = replicas;
+        _asynchronous = durability == PgSessionDurability.Asynchronous;
         _sql = new PgSessionsSql(schemaName);
     }
 
@@ -130,20 +146,25 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     public async ValueTask<bool> InsertAsync(PgSessionRecord record, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var inserted = await ExecuteAsync(_sql.Insert, p =>
-        {
-            p.Add(Bytes(record.KeyHash));
-            p.Add(new NpgsqlParameter<Guid> { TypedValue = record.SessionId, NpgsqlDbType = NpgsqlDbType.Uuid });
-            p.Add(Text(record.TenantId));
-            p.Add(Text(record.UserId));
-            p.Add(Time(record.CreatedAt));
-            p.Add(Time(record.LastSeenAt));
-            p.Add(Interval(record.IdleTimeout));
-            p.Add(Time(record.AbsoluteExpiresAt));
-            p.Add(Bytes(record.Data));
-            p.Add(Text(record.ClientIp));
-            p.Add(Text(record.UserAgent));
-        }, cancellationToken).ConfigureAwait(false) == 1;
+        var inserted = await RunAsync(
+            _sql.Insert,
+            p =>
+            {
+                p.Add(Bytes(record.KeyHash));
+                p.Add(new NpgsqlParameter<Guid> { TypedValue = record.SessionId, NpgsqlDbType = NpgsqlDbType.Uuid });
+                p.Add(Text(record.TenantId));
+                p.Add(Text(record.UserId));
+                p.Add(Time(record.CreatedAt));
+                p.Add(Time(record.LastSeenAt));
+                p.Add(Interval(record.IdleTimeout));
+                p.Add(Time(record.AbsoluteExpiresAt));
+                p.Add(Bytes(record.Data));
+                p.Add(Text(record.ClientIp));
+                p.Add(Text(record.UserAgent));
+                p.Add(Bool(_asynchronous));
+            },
+            async (command, ct) => await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is true,
+            cancellationToken).ConfigureAwait(false);
         _replicas?.Wrote(ReplicaKey(record.KeyHash));
         return inserted;
     }
@@ -184,6 +205,85 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
             // The regenerated key hash collides with a live session: treat as a lost race, never overwrite it.
             return null;
         }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One call of <c>{schema}.session_commit</c>: an <c>UPDATE … WHERE version = expected</c> as before when no other
+    /// request committed in between; otherwise the row is locked for that statement and the changes are applied to its
+    /// data there, so concurrent commits queue on the row lock instead of failing.
+    /// </remarks>
+    /// <exception cref="PgSessionException">The regenerated key hash already names another live session (random keys never do).</exception>
+    public async ValueTask<PgSessionCommitResult> CommitAsync(PgSessionUpdate update, PgSessionChanges changes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        ArgumentNullException.ThrowIfNull(changes);
+        var keys = new byte[changes.Items.Count][];
+        var values = new byte[]?[changes.Items.Count];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Encoding.UTF8.GetBytes(changes.Items[i].Key);
+            values[i] = changes.Items[i].Value;
+        }
+
+        PgSessionCommitResult result;
+        try
+        {
+            result = await RunAsync(
+                _sql.Commit,
+                p =>
+                {
+                    p.Add(Bytes(update.KeyHash));
+                    p.Add(Bytes(update.NewKeyHash));
+                    p.Add(Text(update.TenantId));
+                    p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
+                    p.Add(Bytes(update.Data));
+                    p.Add(Text(update.UserId));
+                    p.Add(Interval(update.IdleTimeout));
+                    p.Add(Time(update.AbsoluteExpiresAt));
+                    p.Add(Time(update.Now));
+                    p.Add(Interval(update.TouchInterval));
+                    p.Add(Bool(changes.Cleared));
+                    p.Add(new NpgsqlParameter<byte[][]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<byte[]?[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    p.Add(Bool(changes.BindsUser));
+                    p.Add(OptionalInterval(changes.IdleTimeout));
+                    p.Add(OptionalInterval(changes.AbsoluteLifetime));
+                    p.Add(new NpgsqlParameter<int> { TypedValue = changes.MaxDataBytes, NpgsqlDbType = NpgsqlDbType.Integer });
+                    p.Add(Bool(_asynchronous));
+                },
+                async (command, ct) =>
+                {
+                    var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                    await using var readerScope = reader.ConfigureAwait(false);
+                    if (!await reader.ReadAsync(ct).ConfigureAwait(false))
+                    {
+                        throw new InvalidOperationException("session_commit returned no row.");
+                    }
+
+                    return reader.GetInt32(0) switch
+                    {
+                        0 => new PgSessionCommitResult { Status = PgSessionCommitStatus.Written, Version = reader.GetInt64(10) },
+                        1 => new PgSessionCommitResult { Status = PgSessionCommitStatus.Merged, Version = reader.GetInt64(10), Session = ReadRecord(reader, 2) },
+                        2 => new PgSessionCommitResult { Status = PgSessionCommitStatus.Ended },
+                        3 => new PgSessionCommitResult { Status = PgSessionCommitStatus.TooLarge, DataBytes = reader.GetInt32(1) },
+                        var status => throw new InvalidOperationException($"session_commit returned the unknown status {status}."),
+                    };
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new PgSessionException("The regenerated session key collides with another live session; nothing was written.", ex);
+        }
+
+        if (_replicas is not null && result.Status is PgSessionCommitStatus.Written or PgSessionCommitStatus.Merged)
+        {
+            _replicas.Wrote(ReplicaKey(update.KeyHash));
+            _replicas.Wrote(ReplicaKey(update.NewKeyHash));
+        }
+
+        return result;
     }
 
     /// <inheritdoc />
@@ -312,20 +412,21 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         reader.IsDBNull(6) ? null : reader.GetString(6),
         reader.IsDBNull(7) ? null : reader.GetString(7));
 
-    private static PgSessionRecord ReadRecord(NpgsqlDataReader reader) => new()
+    // The session's columns (PgSessionsSql.Columns) from ordinal `first` on.
+    private static PgSessionRecord ReadRecord(NpgsqlDataReader reader, int first = 0) => new()
     {
-        KeyHash = reader.GetFieldValue<byte[]>(0),
-        SessionId = reader.GetGuid(1),
-        TenantId = reader.GetString(2),
-        UserId = reader.IsDBNull(3) ? null : reader.GetString(3),
-        CreatedAt = reader.GetFieldValue<DateTimeOffset>(4),
-        LastSeenAt = reader.GetFieldValue<DateTimeOffset>(5),
-        IdleTimeout = reader.GetFieldValue<TimeSpan>(6),
-        AbsoluteExpiresAt = reader.GetFieldValue<DateTimeOffset>(7),
-        Version = reader.GetInt64(8),
-        Data = reader.GetFieldValue<byte[]>(9),
-        ClientIp = reader.IsDBNull(10) ? null : reader.GetString(10),
-        UserAgent = reader.IsDBNull(11) ? null : reader.GetString(11),
+        KeyHash = reader.GetFieldValue<byte[]>(first),
+        SessionId = reader.GetGuid(first + 1),
+        TenantId = reader.GetString(first + 2),
+        UserId = reader.IsDBNull(first + 3) ? null : reader.GetString(first + 3),
+        CreatedAt = reader.GetFieldValue<DateTimeOffset>(first + 4),
+        LastSeenAt = reader.GetFieldValue<DateTimeOffset>(first + 5),
+        IdleTimeout = reader.GetFieldValue<TimeSpan>(first + 6),
+        AbsoluteExpiresAt = reader.GetFieldValue<DateTimeOffset>(first + 7),
+        Version = reader.GetInt64(first + 8),
+        Data = reader.GetFieldValue<byte[]>(first + 9),
+        ClientIp = reader.IsDBNull(first + 10) ? null : reader.GetString(first + 10),
+        UserAgent = reader.IsDBNull(first + 11) ? null : reader.GetString(first + 11),
     };
 
     private ValueTask<int> ExecuteAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken cancellationToken) =>
@@ -364,4 +465,8 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     private static NpgsqlParameter<DateTimeOffset> Time(DateTimeOffset value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.TimestampTz };
 
     private static NpgsqlParameter<TimeSpan> Interval(TimeSpan value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Interval };
+
+    private static NpgsqlParameter OptionalInterval(TimeSpan? value) => new() { Value = value is { } span ? span : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval };
+
+    private static NpgsqlParameter<bool> Bool(bool value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Boolean };
 }

@@ -630,6 +630,200 @@ public abstract class SessionBackendConformanceTests : IAsyncLifetime
         Assert.Equal(2, await UpdateAsync(Write(current, 1, Start.AddMinutes(3), userId: "alice")));
     }
 
+    // ---- CommitAsync: the request's changes merged into the session as it is ----
+
+    protected ValueTask<PgSessionCommitResult> CommitAsync(PgSessionUpdate update, PgSessionChanges changes) =>
+        Backend.CommitAsync(update, changes, CancellationToken);
+
+    protected static PgSessionChanges Sets(params (string Key, byte[]? Value)[] items) => new()
+    {
+        Items = items.Select(i => new KeyValuePair<string, byte[]?>(i.Key, i.Value)).ToArray(),
+    };
+
+    private static string Blob(params (string Key, byte[] Value)[] entries) =>
+        string.Join(",", SessionBlob.Read(SessionBlob.Of(entries)).Select(e => $"{e.Key}={e.Value}"));
+
+    private static string Blob(byte[] data) => string.Join(",", SessionBlob.Read(data).Select(e => $"{e.Key}={e.Value}"));
+
+    [Fact]
+    public async Task CommitAsync_AtTheExpectedVersion_WritesTheSessionAsSent()
+    {
+        var session = await InsertAsync(NewSession(data: SessionBlob.Of(("a", [1]))));
+        var sent = SessionBlob.Of(("a", [1]), ("b", [2]));
+
+        var result = await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: sent, userId: "alice"), Sets(("b", [2])));
+
+        Assert.Equal(PgSessionCommitStatus.Written, result.Status);
+        Assert.Equal(2, result.Version);
+        Assert.Null(result.Session);
+        var loaded = await LoadAsync(session.KeyHash, Start.AddMinutes(2));
+        Assert.Equal(sent, loaded!.Data);
+        Assert.Equal("alice", loaded.UserId);
+        Assert.Equal(2, loaded.Version);
+    }
+
+    [Fact]
+    public async Task CommitAsync_StaleVersion_MergesThisRequestsKeysIntoTheOtherRequestsSession()
+    {
+        var session = await InsertAsync(NewSession(userId: "alice", data: SessionBlob.Of(("a", [1]), ("b", [2])), clientIp: "192.0.2.9", userAgent: "ua"));
+        Assert.Equal(
+            PgSessionCommitStatus.Written,
+            (await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: SessionBlob.Of(("a", [1]), ("b", [2]), ("c", [3])), userId: "alice"), Sets(("c", [3])))).Status);
+
+        // Loaded version 1 too: sets d, removes a, overwrites b.
+        var result = await CommitAsync(
+            Write(session, 1, Start.AddMinutes(2), data: SessionBlob.Of(("b", [22]), ("d", [4])), userId: "alice"),
+            Sets(("d", [4]), ("a", null), ("b", [22])));
+
+        Assert.Equal(PgSessionCommitStatus.Merged, result.Status);
+        Assert.Equal(3, result.Version);
+        var merged = result.Session!;
+        Assert.Equal(Blob(("b", [22]), ("c", [3]), ("d", [4])), Blob(merged.Data));
+        Assert.Equal(3, merged.Version);
+        Assert.Equal(session.SessionId, merged.SessionId);
+        Assert.Equal(session.KeyHash, merged.KeyHash);
+        Assert.Equal(session.CreatedAt, merged.CreatedAt);
+        Assert.Equal("alice", merged.UserId);
+        Assert.Equal("192.0.2.9", merged.ClientIp);
+        Assert.Equal("ua", merged.UserAgent);
+        var loaded = await LoadAsync(session.KeyHash, Start.AddMinutes(3));
+        Assert.Equal(Blob(merged.Data), Blob(loaded!.Data));
+        Assert.Equal(3, loaded.Version);
+    }
+
+    [Fact]
+    public async Task CommitAsync_StaleVersion_KeepsTheStoredUserAndLifetime_UnlessThisRequestChangedThem()
+    {
+        var session = await InsertAsync(NewSession(data: SessionBlob.Of()));
+        await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: SessionBlob.Of(), userId: "alice", idle: TimeSpan.FromMinutes(30)), new PgSessionChanges { BindsUser = true, IdleTimeout = TimeSpan.FromMinutes(30) });
+
+        // A request that loaded version 1 and only set a key: its stale view (no user, 20 minutes) must not win.
+        var kept = await CommitAsync(Write(session, 1, Start.AddMinutes(2), data: SessionBlob.Of(("k", [1])), userId: null), Sets(("k", [1])));
+        Assert.Equal(PgSessionCommitStatus.Merged, kept.Status);
+        Assert.Equal("alice", kept.Session!.UserId);
+        Assert.Equal(TimeSpan.FromMinutes(30), kept.Session.IdleTimeout);
+        Assert.Equal(session.AbsoluteExpiresAt, kept.Session.AbsoluteExpiresAt);
+
+        // One that loaded version 1 and unbound the user and set an absolute lifetime: those apply.
+        var changed = await CommitAsync(
+            Write(session, 1, Start.AddMinutes(3), data: SessionBlob.Of(), userId: null),
+            new PgSessionChanges { BindsUser = true, AbsoluteLifetime = TimeSpan.FromHours(1) });
+        Assert.Equal(PgSessionCommitStatus.Merged, changed.Status);
+        Assert.Null(changed.Session!.UserId);
+        Assert.Equal(session.CreatedAt + TimeSpan.FromHours(1), changed.Session.AbsoluteExpiresAt);
+        Assert.Equal(TimeSpan.FromMinutes(30), changed.Session.IdleTimeout);
+        Assert.Equal(Blob(("k", [1])), Blob(changed.Session.Data));
+        Assert.Empty(await ListAsync("alice", Start.AddMinutes(4)));
+        var loaded = await LoadAsync(session.KeyHash, Start.AddMinutes(4));
+        Assert.Null(loaded!.UserId);
+        Assert.Equal(session.CreatedAt + TimeSpan.FromHours(1), loaded.AbsoluteExpiresAt);
+    }
+
+    [Fact]
+    public async Task CommitAsync_StaleVersion_AfterAClear_StoresOnlyWhatThisRequestBuilt()
+    {
+        var session = await InsertAsync(NewSession(data: SessionBlob.Of(("a", [1]))));
+        await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: SessionBlob.Of(("a", [1]), ("b", [2]))), Sets(("b", [2])));
+
+        var result = await CommitAsync(Write(session, 1, Start.AddMinutes(2), data: SessionBlob.Of(("z", [9]))), new PgSessionChanges { Cleared = true });
+
+        Assert.Equal(PgSessionCommitStatus.Merged, result.Status);
+        Assert.Equal(Blob(("z", [9])), Blob((await LoadAsync(session.KeyHash, Start.AddMinutes(3)))!.Data));
+    }
+
+    [Fact]
+    public async Task CommitAsync_StaleVersion_OverTheLimit_IsTooLarge_AndChangesNothing()
+    {
+        var session = await InsertAsync(NewSession(data: SessionBlob.Of(("a", new byte[600]))));
+        var afterFirst = SessionBlob.Of(("a", new byte[600]), ("b", new byte[300]));
+        await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: afterFirst), Sets(("b", new byte[300])));
+
+        var tooLarge = new PgSessionChanges { Items = [new("c", new byte[300])], MaxDataBytes = 1024 };
+        var result = await CommitAsync(Write(session, 1, Start.AddMinutes(2), data: SessionBlob.Of(("a", new byte[600]), ("c", new byte[300]))), tooLarge);
+
+        Assert.Equal(PgSessionCommitStatus.TooLarge, result.Status);
+        Assert.Equal(SessionBlob.Of(("a", new byte[600]), ("b", new byte[300]), ("c", new byte[300])).Length, result.DataBytes);
+        var loaded = await LoadAsync(session.KeyHash, Start.AddMinutes(3));
+        Assert.Equal(2, loaded!.Version);
+        Assert.Equal(afterFirst, loaded.Data);
+        Assert.Equal(Start.AddMinutes(1), loaded.LastSeenAt);
+    }
+
+    [Fact]
+    public async Task CommitAsync_UnknownExpiredOrOtherTenantsSession_IsEnded_AndWritesNothing()
+    {
+        var session = await InsertAsync(NewSession(tenantId: "tenant-a", data: SessionBlob.Of(("a", [1]))));
+        var expired = await InsertAsync(NewSession(data: SessionBlob.Of()));
+
+        Assert.Equal(PgSessionCommitStatus.Ended, (await CommitAsync(Write(NewSession(), 1, Start.AddMinutes(1)), Sets(("x", [1])))).Status);
+        Assert.Equal(PgSessionCommitStatus.Ended, (await CommitAsync(Write(session, 1, Start.AddMinutes(1), tenantId: "tenant-b"), Sets(("x", [1])))).Status);
+        Assert.Equal(PgSessionCommitStatus.Ended, (await CommitAsync(Write(session, 7, Start.AddMinutes(1), tenantId: "tenant-b"), Sets(("x", [1])))).Status);
+        Assert.Equal(PgSessionCommitStatus.Ended, (await CommitAsync(Write(expired, 1, Start + Idle), Sets(("x", [1])))).Status);
+        Assert.Equal(PgSessionCommitStatus.Ended, (await CommitAsync(Write(expired, 5, Start + Idle), Sets(("x", [1])))).Status);
+
+        var loaded = await LoadAsync(session.KeyHash, Start.AddMinutes(2), tenantId: "tenant-a");
+        Assert.Equal(1, loaded!.Version);
+        Assert.Equal(session.Data, loaded.Data);
+        Assert.Null(await LoadAsync(NewSession().KeyHash, Start.AddMinutes(2), tenantId: "tenant-b"));
+    }
+
+    [Fact]
+    public async Task CommitAsync_StaleVersion_ToANewKeyHash_MovesTheMergedSession()
+    {
+        var session = await InsertAsync(NewSession(userId: "alice", data: SessionBlob.Of()));
+        await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: SessionBlob.Of(("a", [1])), userId: "alice"), Sets(("a", [1])));
+        var newKeyHash = NewKeyHash();
+
+        var result = await CommitAsync(
+            Write(session, 1, Start.AddMinutes(2), data: SessionBlob.Of(("b", [2])), userId: "alice", newKeyHash: newKeyHash),
+            Sets(("b", [2])));
+
+        Assert.Equal(PgSessionCommitStatus.Merged, result.Status);
+        Assert.Equal(newKeyHash, result.Session!.KeyHash);
+        Assert.Null(await LoadAsync(session.KeyHash, Start.AddMinutes(3)));
+        Assert.Equal(Blob(("a", [1]), ("b", [2])), Blob((await LoadAsync(newKeyHash, Start.AddMinutes(3)))!.Data));
+        Assert.Equal([session.SessionId], (await ListAsync("alice", Start.AddMinutes(3))).Select(s => s.SessionId));
+        Assert.Equal(PgSessionCommitStatus.Ended, (await CommitAsync(Write(session, 3, Start.AddMinutes(3)), Sets(("c", [3])))).Status);
+    }
+
+    [Fact]
+    public async Task CommitAsync_DamagedStoredData_CountsAsEmpty()
+    {
+        var session = await InsertAsync(NewSession(data: [1, 0, 0, 0, 9, 0]));
+        await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: [1, 0, 0, 0, 9, 0, 1]), Sets());
+
+        var result = await CommitAsync(Write(session, 1, Start.AddMinutes(2), data: SessionBlob.Of(("k", [7]))), Sets(("k", [7])));
+
+        Assert.Equal(PgSessionCommitStatus.Merged, result.Status);
+        Assert.Equal(Blob(("k", [7])), Blob(result.Session!.Data));
+    }
+
+    [Fact]
+    public async Task CommitAsync_ThirtyTwoConcurrentCommitsFromOneVersion_EveryKeySurvives_SameKeyHasOneWholeValue()
+    {
+        var session = await InsertAsync(NewSession(data: SessionBlob.Of(("base", [0]))));
+        var results = await Task.WhenAll(Enumerable.Range(0, 32).Select(writer => Task.Run(
+            async () =>
+            {
+                byte[] own = [(byte)writer, (byte)writer, (byte)writer];
+                var shared = new byte[100];
+                Array.Fill(shared, (byte)writer);
+                var data = SessionBlob.Of(("base", [0]), ($"k{writer:D2}", own), ("shared", shared));
+                return await CommitAsync(Write(session, 1, Start.AddMinutes(1), data: data), Sets(($"k{writer:D2}", own), ("shared", shared)));
+            },
+            CancellationToken)));
+
+        Assert.All(results, r => Assert.Contains(r.Status, new[] { PgSessionCommitStatus.Written, PgSessionCommitStatus.Merged }));
+        Assert.Single(results, r => r.Status == PgSessionCommitStatus.Written);
+        Assert.Equal(Enumerable.Range(2, 32).Select(v => (long)v), results.Select(r => r.Version).Order());
+        var stored = SessionBlob.Read((await LoadAsync(session.KeyHash, Start.AddMinutes(2)))!.Data);
+        Assert.Equal(["base", .. Enumerable.Range(0, 32).Select(w => $"k{w:D2}"), "shared"], stored.Keys);
+        Assert.Equal(33, (await LoadAsync(session.KeyHash, Start.AddMinutes(2)))!.Version);
+        var sharedValue = Convert.FromHexString(stored["shared"]);
+        Assert.Equal(100, sharedValue.Length);
+        Assert.All(sharedValue, b => Assert.Equal(sharedValue[0], b));
+    }
+
     [Fact]
     public async Task PingAsync_ReachableStore_Completes() => await Backend.PingAsync(CancellationToken);
 }

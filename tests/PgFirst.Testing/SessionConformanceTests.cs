@@ -56,10 +56,18 @@ public abstract class SessionConformanceTests : IAsyncLifetime
     }
 
     /// <summary>Starts one app instance on the test's store.</summary>
-    protected async Task<HttpClient> StartAppAsync(Action<PgSessionOptions>? configure = null, TcpProxy? proxy = null)
+    protected async Task<HttpClient> StartAppAsync(Action<PgSessionOptions>? configure = null, TcpProxy? proxy = null, bool kestrel = false)
     {
         var builder = WebApplication.CreateBuilder();
-        builder.WebHost.UseTestServer();
+        if (kestrel)
+        {
+            builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        }
+        else
+        {
+            builder.WebHost.UseTestServer();
+        }
+
         builder.Logging.ClearProviders().AddProvider(Logs).SetMinimumLevel(LogLevel.Trace);
         builder.Services.AddSingleton<TimeProvider>(Time);
         builder.Services.AddSingleton<IDataProtectionProvider>(_dataProtection);
@@ -89,7 +97,7 @@ public abstract class SessionConformanceTests : IAsyncLifetime
         MapEndpoints(app);
         await app.StartAsync(CancellationToken);
         _apps.Add(app);
-        var client = app.GetTestClient();
+        var client = kestrel ? new HttpClient { BaseAddress = new Uri(app.Urls.First()) } : app.GetTestClient();
         _appsByClient[client] = app;
         return client;
     }
@@ -154,6 +162,28 @@ public abstract class SessionConformanceTests : IAsyncLifetime
             await c.Session.LoadAsync();
             await gate.ArriveAndWaitAsync(name);
             c.Session.SetString(key, value);
+            return "ok";
+        });
+        app.MapPost("/gated-set-bytes", async (HttpContext c, Gate gate, string key, int size, string name) =>
+        {
+            await c.Session.LoadAsync();
+            await gate.ArriveAndWaitAsync(name);
+            c.Session.Set(key, new byte[size]);
+            return "ok";
+        });
+        app.MapPost("/slow-set/{key}", async (HttpContext c, string key, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString(key, value);
+            await Task.Delay(20);
+            return "ok";
+        });
+        app.MapPost("/slow-set-two/{key}", async (HttpContext c, string key, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString(key, value);
+            c.Session.SetString("shared", value);
+            await Task.Delay(20);
             return "ok";
         });
         app.MapPost("/signin/{user}", async (HttpContext c, string user) =>
@@ -372,19 +402,99 @@ public abstract class SessionConformanceTests : IAsyncLifetime
         Assert.Equal("second", await browser.GetAsync("/get/k"));
     }
 
-    [Fact]
-    public async Task ManyConcurrentRequests_OnTwoInstances_LoseNoWrite()
+    // The single-page-app pattern: one request creates the session, then N requests of that cookie run at once, each
+    // loading, setting its own key and taking 20 ms more; every one answers 200 and every key must be kept.
+    [Theory]
+    [InlineData(8)]
+    [InlineData(32)]
+    [InlineData(64)]
+    public async Task ManyConcurrentRequests_OnTwoInstances_EachWritingItsOwnKey_LoseNoWrite(int requests) =>
+        await ConcurrentOwnKeysAsync(requests, kestrel: false);
+
+    [Theory]
+    [InlineData(32)]
+    public async Task ManyConcurrentRequests_ThroughKestrelAndHttpClient_LoseNoWrite(int requests) =>
+        await ConcurrentOwnKeysAsync(requests, kestrel: true);
+
+    private async Task ConcurrentOwnKeysAsync(int requests, bool kestrel)
     {
-        var one = await StartAppAsync(o => o.MaxCommitRetries = 20);
-        var two = await StartAppAsync(o => o.MaxCommitRetries = 20);
+        var one = await StartAppAsync(kestrel: kestrel);
+        var two = await StartAppAsync(kestrel: kestrel);
         var browser = new Browser(one);
         await browser.PostAsync("/set/base?value=0");
 
-        await Task.WhenAll(Enumerable.Range(0, 12).Select(i =>
-            new Browser(i % 2 == 0 ? one : two) { Cookie = browser.Cookie }.PostAsync($"/set/k{i:D2}?value={i}")));
+        await Task.WhenAll(Enumerable.Range(0, requests).Select(i => Task.Run(
+            () => new Browser(i % 2 == 0 ? one : two) { Cookie = browser.Cookie }.PostAsync($"/slow-set/k{i:D2}?value={i}"),
+            CancellationToken)));
 
-        var expected = "base," + string.Join(",", Enumerable.Range(0, 12).Select(i => $"k{i:D2}"));
+        var expected = "base," + string.Join(",", Enumerable.Range(0, requests).Select(i => $"k{i:D2}"));
         Assert.Equal(expected, await browser.GetAsync("/keys"));
+    }
+
+    [Fact]
+    public async Task ManyConcurrentRequests_WritingTheSameKey_OneWholeValueWins_AndNoOtherKeyIsLost()
+    {
+        var one = await StartAppAsync();
+        var two = await StartAppAsync();
+        var browser = new Browser(one);
+        await browser.PostAsync("/set/base?value=0");
+
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(
+            () => new Browser(i % 2 == 0 ? one : two) { Cookie = browser.Cookie }.PostAsync($"/slow-set-two/k{i:D2}?value=value-{i}"),
+            CancellationToken)));
+
+        Assert.Equal("base," + string.Join(",", Enumerable.Range(0, 16).Select(i => $"k{i:D2}")) + ",shared", await browser.GetAsync("/keys"));
+        var shared = await browser.GetAsync("/get/shared");
+        Assert.Contains(shared, Enumerable.Range(0, 16).Select(i => $"value-{i}"));
+    }
+
+    [Fact]
+    public async Task MergedSessionOverTheLimit_FailsTheRequest_AndStoresNoneOfItsChanges()
+    {
+        // Through Kestrel: a commit that fails just before the response starts makes the server answer 500.
+        var client = await StartAppAsync(o => o.MaxSessionBytes = 4096, kestrel: true);
+        var browser = new Browser(client);
+        await browser.PostAsync("/set/base?value=0");
+        var gate = GateOf(client);
+
+        // Each request alone fits; merged, the second would take the session past 4096 bytes.
+        var first = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=a&size=2500&name=first");
+        var second = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=b&size=2500&name=second");
+        await gate.WaitForAsync("first", "second");
+        gate.Release("first");
+        Assert.Equal(HttpStatusCode.OK, (await first).Status);
+        gate.Release("second");
+        var refused = await second;
+
+        Assert.Equal(HttpStatusCode.InternalServerError, refused.Status);
+        Assert.Equal("a,base", await browser.GetAsync("/keys"));
+        var failure = Assert.Single(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed);
+        Assert.Equal(LogLevel.Error, failure.Level);
+        Assert.Contains("MaxSessionBytes", failure.Exception!.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CommitBeforeResponseOff_MergedSessionOverTheLimit_AnswersButIsLoggedAndStoresNothing()
+    {
+        var client = await StartAppAsync(o =>
+        {
+            o.MaxSessionBytes = 4096;
+            o.CommitBeforeResponse = false;
+        });
+        var browser = new Browser(client);
+        await browser.PostAsync("/set/base?value=0");
+        var gate = GateOf(client);
+
+        var first = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=a&size=2500&name=first");
+        var second = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=b&size=2500&name=second");
+        await gate.WaitForAsync("first", "second");
+        gate.Release("first");
+        await first;
+        gate.Release("second");
+
+        Assert.Equal(HttpStatusCode.OK, (await second).Status);
+        Assert.Equal("a,base", await browser.GetAsync("/keys"));
+        Assert.Contains(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed && e.Level == LogLevel.Error);
     }
 
     // ---- security and lifecycle ----
@@ -657,10 +767,10 @@ public abstract class SessionConformanceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task StoreDownAtCommit_IsLoggedAsAnError_NeverSilent()
+    public async Task StoreDownAtCommit_FailsTheRequest_AndIsLoggedAsAnError()
     {
         await using var proxy = new TcpProxy(ServerEndpoint.Host, ServerEndpoint.Port);
-        var client = await StartAppAsync(proxy: proxy);
+        var client = await StartAppAsync(proxy: proxy, kestrel: true);
         var browser = new Browser(client);
         await browser.PostAsync("/set/a?value=1");
         var gate = GateOf(client);
@@ -669,8 +779,8 @@ public abstract class SessionConformanceTests : IAsyncLifetime
         await gate.WaitForAsync("w");
         proxy.GoDown();
         gate.Release("w");
-        await request;
 
+        Assert.Equal(HttpStatusCode.InternalServerError, (await request).Status);
         Assert.Contains(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed && e.Level == LogLevel.Error);
         proxy.ComeBack();
         await WaitUntilBackAsync(browser);

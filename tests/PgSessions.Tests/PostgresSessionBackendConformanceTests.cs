@@ -7,6 +7,9 @@ namespace PgSessions.Tests;
 [Trait("Category", "Conformance")]
 public class PostgresSessionBackendConformanceTests(PostgresServer server) : SessionBackendConformanceTests
 {
+    /// <summary>Gets the durability the backend writes with.</summary>
+    protected virtual PgSessionDurability Durability => PgSessionDurability.Synchronous;
+
     private readonly PostgresSchema _schema = new(server);
     private PgReplicaRouter? _replicas;
 
@@ -36,5 +39,13 @@ public class PostgresSessionBackendConformanceTests(PostgresServer server) : Ses
     protected override IPgSessionBackend CreateBackend() => new PostgresSessionBackend(
         _schema.DataSource,
         _schema.Options,
-        PgReplicaReads.For(_replicas, "pgsessions", PgReadConsistency.ReadYourWrites, TimeSpan.FromSeconds(30)));
+        PgReplicaReads.For(_replicas, "pgsessions", PgReadConsistency.ReadYourWrites, TimeSpan.FromSeconds(30)),
+        Durability);
+}
+
+// The whole contract again with PgSessions:CommitDurability=Asynchronous: every write behaves the same.
+[Trait("Category", "Conformance")]
+public sealed class PostgresAsynchronousSessionBackendConformanceTests(PostgresServer server) : PostgresSessionBackendConformanceTests(server)
+{
+    protected override PgSessionDurability Durability => PgSessionDurability.Asynchronous;
 }

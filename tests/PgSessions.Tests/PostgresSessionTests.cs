@@ -218,12 +218,67 @@ public class PostgresSessionTests(PostgresServer server) : PostgresTest(server)
         Assert.All(loads.GetMeasurementSnapshot(), m => Assert.Equal("postgresql", m.Tags[PgFirst.Core.PgFirstMetricNames.BackendTag]));
     }
 
+    // synchronous_commit = off must hold for the session write's own transaction and nothing after it on that
+    // connection (a pooled connection serves the app's other writes next).
+    [Theory]
+    [InlineData(true, "off")]
+    [InlineData(false, "on")]
+    public async Task SessionWrites_Asynchronous_TurnSynchronousCommitOffForTheirOwnTransactionOnly(bool asynchronous, string during)
+    {
+        await ApplySessionSchemaAsync();
+        await using var connection = await DataSource.OpenConnectionAsync(CancellationToken);
+        Assert.Equal("on", await ShowAsync(connection, "SHOW synchronous_commit"));
+        var keyHash = RandomNumberGenerator.GetBytes(32);
+        var now = _time.GetUtcNow();
+
+        await using (var transaction = await connection.BeginTransactionAsync(CancellationToken))
+        {
+            await using var insert = new Npgsql.NpgsqlCommand(
+                $"SELECT \"{Schema}\".session_insert($1, gen_random_uuid(), 'default', NULL, $2, $2, '20 min', $2 + interval '1 hour', '\\x0100000000', NULL, NULL, $3)",
+                connection, transaction);
+            insert.Parameters.AddWithValue(keyHash);
+            insert.Parameters.AddWithValue(now);
+            insert.Parameters.AddWithValue(asynchronous);
+            Assert.Equal(true, await insert.ExecuteScalarAsync(CancellationToken));
+            Assert.Equal(during, await ShowAsync(connection, "SHOW synchronous_commit", transaction));
+            await transaction.CommitAsync(CancellationToken);
+        }
+
+        Assert.Equal("on", await ShowAsync(connection, "SHOW synchronous_commit"));
+        await using (var transaction = await connection.BeginTransactionAsync(CancellationToken))
+        {
+            await using var commit = new Npgsql.NpgsqlCommand(
+                $"SELECT status FROM \"{Schema}\".session_commit($1, $1, 'default', 1, '\\x0100000000', NULL, '20 min', $2 + interval '1 hour', $2, '1 min', false, '{{}}', '{{}}', false, NULL, NULL, 1024, $3)",
+                connection, transaction);
+            commit.Parameters.AddWithValue(keyHash);
+            commit.Parameters.AddWithValue(now);
+            commit.Parameters.AddWithValue(asynchronous);
+            Assert.Equal(0, await commit.ExecuteScalarAsync(CancellationToken));
+            Assert.Equal(during, await ShowAsync(connection, "SHOW synchronous_commit", transaction));
+            await transaction.CommitAsync(CancellationToken);
+        }
+
+        Assert.Equal("on", await ShowAsync(connection, "SHOW synchronous_commit"));
+        Assert.Equal(2L, await ScalarAsync<long>($"SELECT version FROM \"{Schema}\".session WHERE key_hash = $1", keyHash));
+    }
+
+    private async Task ApplySessionSchemaAsync()
+    {
+        await StartAsync();
+    }
+
+    private static async Task<string> ShowAsync(Npgsql.NpgsqlConnection connection, string sql, Npgsql.NpgsqlTransaction? transaction = null)
+    {
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection, transaction);
+        return (string)(await command.ExecuteScalarAsync(CancellationToken))!;
+    }
+
     [Theory]
     [InlineData("IdleTimeout", "00:00:00")]
     [InlineData("AbsoluteLifetime", "-00:00:01")]
     [InlineData("TouchInterval", "01:00:00")]
     [InlineData("MaxSessionBytes", "10")]
-    [InlineData("MaxCommitRetries", "-1")]
+    [InlineData("CommitDurability", "7")]
     public async Task InvalidOptions_FailAtStartUp_NamingTheSetting(string setting, string value)
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAsync(configure: o =>
@@ -234,7 +289,7 @@ public class PostgresSessionTests(PostgresServer server) : PostgresTest(server)
                 case "AbsoluteLifetime": o.AbsoluteLifetime = TimeSpan.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
                 case "TouchInterval": o.TouchInterval = TimeSpan.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
                 case "MaxSessionBytes": o.MaxSessionBytes = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
-                default: o.MaxCommitRetries = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
+                default: o.CommitDurability = (PgSessionDurability)int.Parse(value, System.Globalization.CultureInfo.InvariantCulture); break;
             }
         }));
 

@@ -198,6 +198,140 @@ internal static class RedisSessionScripts
         return version
         """;
 
+    // The commit of one request (see PostgreSQL's session_commit, which this mirrors). KEYS[1]: the session, KEYS[2]:
+    // where it is to live from now on. ARGV[2] now, [3] margin ms, [4] expected version, [5] data as the request would
+    // store it, [6] user (optional), [7] idle µs, [8] abs: the session as this request would store it on top of the
+    // expected version. Its own changes: [9] '1' when it cleared the session, [10] '1' when it bound a user, [11] idle
+    // µs it set or '', [12] absolute lifetime µs (from creation) it set or '', [13] the largest data in bytes, [14] the
+    // number n of keys it set or removed, then n pairs: the key, and '+' followed by its value or '-' for removed.
+    // Returns {0, version} written as sent; {1, version, data, user, idle, abs, id, created, seen, ip, ua} merged into
+    // the session as it was (absent values as false); {2} no live session (nothing written); {3, bytes} the merge would
+    // exceed the largest data (nothing written). A live session already at KEYS[2] fails the script, as Update does.
+    private const string CommitText = Common + """
+        local key, target, now, margin = KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3])
+        local h = redis.call('HMGET', key, 'id', 'user', 'v', 'seen', 'idle', 'abs', 'created', 'data', 'ip', 'ua')
+        if not h[1] or expires_at(h[4], h[5], h[6]) <= now then
+            return {2}
+        end
+
+        local data, user, idle, abs
+        local merged = tonumber(h[3]) ~= tonumber(ARGV[4])
+        if not merged then
+            data, user, idle, abs = ARGV[5], optional(ARGV[6]), ARGV[7], ARGV[8]
+        else
+            if ARGV[9] == '1' then
+                data = ARGV[5]
+            else
+                -- The data format of PgSessions' SessionData: 1 byte format (1), 4 bytes entry count, then per entry
+                -- 2 bytes key length, key, 4 bytes value length, value; big-endian. Damaged data counts as empty.
+                local changed, keys, values = {}, {}, {}
+                local n = tonumber(ARGV[14])
+                for i = 1, n do
+                    local k, v = ARGV[13 + 2 * i], ARGV[14 + 2 * i]
+                    changed[k] = true
+                    keys[i] = k
+                    if string.sub(v, 1, 1) == '+' then
+                        values[i] = string.sub(v, 2)
+                    else
+                        values[i] = false
+                    end
+                end
+                local function be(value, bytes)
+                    local out = {}
+                    for i = bytes, 1, -1 do
+                        out[i] = string.char(value % 256)
+                        value = math.floor(value / 256)
+                    end
+                    return table.concat(out)
+                end
+                local old, parts, kept = h[8] or '', {}, 0
+                local total = #old
+                if total >= 5 and string.byte(old, 1) == 1 then
+                    local a, b, c, d = string.byte(old, 2, 5)
+                    local entries = ((a * 256 + b) * 256 + c) * 256 + d
+                    local pos = 6
+                    for _ = 1, entries do
+                        local left = total - pos + 1
+                        if left < 2 then
+                            parts, kept = {}, 0
+                            break
+                        end
+                        local k1, k2 = string.byte(old, pos, pos + 1)
+                        local klen = k1 * 256 + k2
+                        if left - 2 < klen + 4 then
+                            parts, kept = {}, 0
+                            break
+                        end
+                        local v1, v2, v3, v4 = string.byte(old, pos + 2 + klen, pos + 5 + klen)
+                        local elen = 6 + klen + ((v1 * 256 + v2) * 256 + v3) * 256 + v4
+                        if left < elen then
+                            parts, kept = {}, 0
+                            break
+                        end
+                        if not changed[string.sub(old, pos + 2, pos + 1 + klen)] then
+                            parts[#parts + 1] = string.sub(old, pos, pos + elen - 1)
+                            kept = kept + 1
+                        end
+                        pos = pos + elen
+                    end
+                end
+                for i = 1, n do
+                    if values[i] then
+                        parts[#parts + 1] = be(#keys[i], 2) .. keys[i] .. be(#values[i], 4) .. values[i]
+                        kept = kept + 1
+                    end
+                end
+                data = string.char(1) .. be(kept, 4) .. table.concat(parts)
+            end
+            if #data > tonumber(ARGV[13]) then
+                return {3, #data}
+            end
+            if ARGV[10] == '1' then
+                user = optional(ARGV[6])
+            else
+                user = h[2]
+            end
+            idle = h[5]
+            if ARGV[11] ~= '' then
+                idle = ARGV[11]
+            end
+            abs = h[6]
+            if ARGV[12] ~= '' then
+                abs = ms(tonumber(h[7]) + tonumber(ARGV[12]))
+            end
+        end
+
+        local moved = target ~= key
+        if moved then
+            local other = redis.call('HMGET', target, 'id', 'user', 'seen', 'idle', 'abs')
+            if other[1] then
+                if expires_at(other[3], other[4], other[5]) > now then
+                    return redis.error_reply('ERR PgFirst session key hash already holds a live session')
+                end
+                forget(target, other[1], other[2])
+            end
+            redis.call('RENAME', key, target)
+        end
+        if h[2] and (moved or h[2] ~= user) then
+            redis.call('SREM', user_key(h[2]), member_of(key))
+        end
+        local version = tonumber(h[3]) + 1
+        redis.call('HSET', target, 'v', ms(version), 'data', data, 'seen', ARGV[2], 'idle', idle, 'abs', abs)
+        if user then
+            redis.call('HSET', target, 'user', user)
+        else
+            redis.call('HDEL', target, 'user')
+        end
+        keep(target, h[1], user, ttl_of(expires_at(ARGV[2], idle, abs), now, margin))
+        if user then
+            prune(user_key(user), user)
+        end
+        if not merged then
+            return {0, version}
+        end
+        return {1, version, data, user or false, idle, abs, h[1], h[7], ARGV[2], h[9] or false, h[10] or false}
+        """;
+
     // KEYS[1]: the user set. ARGV[2] the user, [3] now. Returns {id, created, seen, idle, abs, ip, ua} per live session,
     // unordered. Members whose session is gone or bound to someone else are dropped.
     private const string ListText = Common + """
@@ -253,6 +387,8 @@ internal static class RedisSessionScripts
     public static RedisScript Insert { get; } = new(InsertText);
 
     public static RedisScript Update { get; } = new(UpdateText);
+
+    public static RedisScript Commit { get; } = new(CommitText);
 
     public static RedisScript List { get; } = new(ListText);
 

@@ -6,8 +6,10 @@ using Microsoft.Extensions.Logging;
 namespace PgSessions.Internal;
 
 // One request's view of one session. Loads once (one round trip, none for a brand-new key), records every change as
-// an operation, and commits only when something changed: an insert for a new session, otherwise a version-checked
-// update that, when a concurrent request of the same session won, reloads and replays this request's operations.
+// an operation, and commits only when something changed: an insert for a new session, otherwise one commit that
+// carries both the session as this request would store it and the request's own net changes; when a concurrent
+// request of the same session committed first, the store applies those changes to the session as it is (one round
+// trip, no retry), so no change of another request is lost.
 internal sealed class PgSession : ISession
 {
     private const int MaxUserAgentLength = 512;
@@ -33,6 +35,7 @@ internal sealed class PgSession : ISession
     private DateTimeOffset _absoluteExpiresAt;
     private SessionData _data = new();
     private bool _ended;
+    private bool _commitBeforeResponseRequested;
 
     public PgSession(PgSessionStore store, string key, string tenantId, TimeSpan ioTimeout, bool isNewSessionKey)
     {
@@ -112,7 +115,7 @@ internal sealed class PgSession : ISession
         EnsureCookie();
         var copy = value.ToArray();
         _data.Set(key, copy);
-        _operations.Add(new(SessionOperationKind.Set, key, copy));
+        Record(new(SessionOperationKind.Set, key, copy));
     }
 
     public void Remove(string key)
@@ -121,7 +124,7 @@ internal sealed class PgSession : ISession
         Load();
         if (_data.Remove(key))
         {
-            _operations.Add(new(SessionOperationKind.Remove, key));
+            Record(new(SessionOperationKind.Remove, key));
         }
     }
 
@@ -131,7 +134,7 @@ internal sealed class PgSession : ISession
         if (_data.Count > 0)
         {
             _data.Clear();
-            _operations.Add(new(SessionOperationKind.Clear));
+            Record(new(SessionOperationKind.Clear));
         }
     }
 
@@ -240,7 +243,36 @@ internal sealed class PgSession : ISession
         EnsureCookie();
         var operation = new SessionOperation(SessionOperationKind.SetLifetime, IdleTimeout: idleTimeout, AbsoluteLifetime: absoluteLifetime);
         Apply(operation);
+        Record(operation);
+    }
+
+    // Keeps a change for the commit and, the first time, asks for a commit just before the response starts
+    // (PgSessionOptions.CommitBeforeResponse), where a failure can still fail the request.
+    private void Record(SessionOperation operation)
+    {
         _operations.Add(operation);
+        if (_commitBeforeResponseRequested || !_store.Options.CommitBeforeResponse || _store.HttpContext is not { } context || context.Response.HasStarted)
+        {
+            return;
+        }
+
+        _commitBeforeResponseRequested = true;
+        context.Response.OnStarting(static state => ((PgSession)state).CommitBeforeResponseAsync(), this);
+    }
+
+    // A failure here fails the request (500), so the changes are dropped: the client is never told "failed" for a
+    // change that the middleware's commit at the end then stores after all.
+    private async Task CommitBeforeResponseAsync()
+    {
+        try
+        {
+            await CommitAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            _operations.Clear();
+            throw;
+        }
     }
 
     private static string Describe(string key) => key.Length > 40 ? key[..40] + "…" : key;
@@ -426,58 +458,101 @@ internal sealed class PgSession : ISession
             _version = 0;
         }
 
-        for (var attempt = 0; ; attempt++)
-        {
-            var version = await _store.Backend.UpdateAsync(
-                new PgSessionUpdate
-                {
-                    KeyHash = _storedKeyHash!,
-                    NewKeyHash = _keyHash,
-                    TenantId = _tenantId,
-                    ExpectedVersion = _version,
-                    Data = _data.Serialize(),
-                    UserId = _userId,
-                    IdleTimeout = _idleTimeout,
-                    AbsoluteExpiresAt = _absoluteExpiresAt,
-                    Now = _store.Now(),
-                    TouchInterval = _store.Options.TouchInterval,
-                },
-                cancellationToken).ConfigureAwait(false);
-            if (version is { } stored)
+        var changes = Changes();
+        var result = await _store.Backend.CommitAsync(
+            new PgSessionUpdate
             {
+                KeyHash = _storedKeyHash!,
+                NewKeyHash = _keyHash,
+                TenantId = _tenantId,
+                ExpectedVersion = _version,
+                Data = _data.Serialize(),
+                UserId = _userId,
+                IdleTimeout = _idleTimeout,
+                AbsoluteExpiresAt = _absoluteExpiresAt,
+                Now = _store.Now(),
+                TouchInterval = _store.Options.TouchInterval,
+            },
+            changes,
+            cancellationToken).ConfigureAwait(false);
+        switch (result.Status)
+        {
+            case PgSessionCommitStatus.Written:
                 _storedKeyHash = _keyHash;
-                _version = stored;
+                _version = result.Version;
                 _operations.Clear();
                 return "updated";
-            }
-
-            if (attempt >= _store.Options.MaxCommitRetries)
-            {
-                throw new PgSessionException(
-                    $"Committing the session lost {attempt + 1} races in a row with concurrent requests of the same session (PgSessions:MaxCommitRetries = {_store.Options.MaxCommitRetries}); its changes were not stored.");
-            }
-
-            var current = await _store.Backend.LoadAsync(
-                new PgSessionLoadRequest(_storedKeyHash!, _tenantId, _store.Now(), _store.Options.TouchInterval),
-                cancellationToken).ConfigureAwait(false);
-            if (current is null)
-            {
-                // Revoked or expired meanwhile: never bring it back.
+            case PgSessionCommitStatus.Merged:
+                // This request's view becomes the session as stored, so a later commit of the same request starts from it.
+                var operations = _operations.Count;
+                Adopt(result.Session!);
+                _operations.Clear();
+                _store.Metrics.ConflictMerged();
+                _store.LogConflictMerged(operations, result.Version);
+                return "merged";
+            case PgSessionCommitStatus.Ended:
+                // Revoked, expired or regenerated by another request meanwhile: never bring it back.
                 _store.LogSessionEnded(_operations.Count);
                 _ended = true;
                 _operations.Clear();
                 return "ended";
-            }
-
-            Adopt(current);
-            foreach (var operation in _operations)
-            {
-                Apply(operation);
-            }
-
-            _store.Metrics.ConflictMerged();
-            _store.LogConflictMerged(_operations.Count, current.Version);
+            default:
+                throw new PgSessionException(
+                    $"Committing the session would grow it to {result.DataBytes} bytes once merged with a concurrent request's changes, over PgSessions:MaxSessionBytes ({_store.Options.MaxSessionBytes}); nothing was stored.");
         }
+    }
+
+    // The request's net changes: for each key it set or removed, the value it left (null: removed); after a Clear, only
+    // the flag, since the whole session is then what the request built (its serialized data).
+    private PgSessionChanges Changes()
+    {
+        var cleared = false;
+        var bindsUser = false;
+        TimeSpan? idle = null;
+        TimeSpan? absolute = null;
+        var touched = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var operation in _operations)
+        {
+            switch (operation.Kind)
+            {
+                case SessionOperationKind.Set or SessionOperationKind.Remove:
+                    if (seen.Add(operation.Key!))
+                    {
+                        touched.Add(operation.Key!);
+                    }
+
+                    break;
+                case SessionOperationKind.Clear:
+                    cleared = true;
+                    touched.Clear();
+                    seen.Clear();
+                    break;
+                case SessionOperationKind.BindUser:
+                    bindsUser = true;
+                    break;
+                case SessionOperationKind.SetLifetime:
+                    idle = operation.IdleTimeout ?? idle;
+                    absolute = operation.AbsoluteLifetime ?? absolute;
+                    break;
+            }
+        }
+
+        var items = new KeyValuePair<string, byte[]?>[cleared ? 0 : touched.Count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            items[i] = new(touched[i], _data.TryGetValue(touched[i], out var value) ? value : null);
+        }
+
+        return new PgSessionChanges
+        {
+            Cleared = cleared,
+            Items = items,
+            BindsUser = bindsUser,
+            IdleTimeout = idle,
+            AbsoluteLifetime = absolute,
+            MaxDataBytes = _store.Options.MaxSessionBytes,
+        };
     }
 
     private void EnsureCookie()

@@ -39,9 +39,9 @@ internal sealed class PgSessionOptionsValidator(IOptions<PgFirstOptions> first) 
             failures.Add($"PgSessions:MaxSessionBytes {options.MaxSessionBytes} must be between 1024 and 67108864.");
         }
 
-        if (options.MaxCommitRetries is < 0 or > 100)
+        if (!Enum.IsDefined(options.CommitDurability))
         {
-            failures.Add($"PgSessions:MaxCommitRetries {options.MaxCommitRetries} must be between 0 and 100.");
+            failures.Add($"PgSessions:CommitDurability {(int)options.CommitDurability} must be Synchronous or Asynchronous.");
         }
 
         if (!Enum.IsDefined(options.ReadConsistency))

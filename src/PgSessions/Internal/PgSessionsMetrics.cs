@@ -22,7 +22,7 @@ internal sealed class PgSessionsMetrics : IDisposable
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(PgFirstMetricNames.SessionsMeter) ?? new Meter(PgFirstMetricNames.SessionsMeter);
         _loads = _meter.CreateCounter<long>("pgsessions.loads", "{load}", "Session loads by result (found, not_found, new, error) and mode (async, sync).");
-        _commits = _meter.CreateCounter<long>("pgsessions.commits", "{commit}", "Session commits that reached the store, by result (inserted, updated, ended, error).");
+        _commits = _meter.CreateCounter<long>("pgsessions.commits", "{commit}", "Session commits that reached the store, by result (inserted, updated, merged, ended, error).");
         _conflicts = _meter.CreateCounter<long>("pgsessions.conflicts_merged", "{conflict}", "Commits that lost a race with a concurrent request and replayed their changes.");
         _revocations = _meter.CreateCounter<long>("pgsessions.revocations", "{session}", "Sessions revoked.");
         _loadDuration = _meter.CreateHistogram<double>("pgsessions.load.duration", "s", "Duration of session loads that reached the store.");

@@ -24,24 +24,16 @@ internal sealed class PgSessionsSql(string schemaName)
           AND expires_at > $3
         """;
 
-    // A dead row under the same hash (its cleanup not run yet) is replaced; a live one is left alone.
+    // A dead row under the same hash (its cleanup not run yet) is replaced; a live one is left alone. $12: asynchronous.
     public string Insert => $"""
-        INSERT INTO {_schema}.session AS s (key_hash, session_id, tenant_id, user_id, created_at, last_seen_at, idle_timeout, absolute_expires_at, expires_at, version, data, client_ip, user_agent)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, LEAST($6 + $7, $8), 1, $9, $10, $11)
-        ON CONFLICT (key_hash) DO UPDATE
-        SET session_id = EXCLUDED.session_id,
-            tenant_id = EXCLUDED.tenant_id,
-            user_id = EXCLUDED.user_id,
-            created_at = EXCLUDED.created_at,
-            last_seen_at = EXCLUDED.last_seen_at,
-            idle_timeout = EXCLUDED.idle_timeout,
-            absolute_expires_at = EXCLUDED.absolute_expires_at,
-            expires_at = EXCLUDED.expires_at,
-            version = 1,
-            data = EXCLUDED.data,
-            client_ip = EXCLUDED.client_ip,
-            user_agent = EXCLUDED.user_agent
-        WHERE s.expires_at <= EXCLUDED.last_seen_at
+        SELECT {_schema}.session_insert($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        """;
+
+    // Written as sent at the expected version, else the request's changes merged into the row as it is (see
+    // sql/pgsessions/003_session_commit.sql). Columns: status, data_bytes, then the session's columns.
+    public string Commit => $"""
+        SELECT status, data_bytes, {Columns}
+        FROM {_schema}.session_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
         """;
 
     // The last-seen time (and with it the indexed expiry) moves only when older than the touch interval ($10), so the
