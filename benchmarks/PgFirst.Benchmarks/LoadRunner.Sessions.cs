@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -18,6 +19,11 @@ namespace PgFirst.Benchmarks;
 // work is the middleware's and the same for every store, so it is left out.
 internal static partial class LoadRunner
 {
+    private const string AsynchronousCommit = "PgSessions, asynchronous commit";
+    private const string ContendedGroup = "session contended: 32 callers on 4 sessions, a new key per request";
+    private const int ContendedCallers = 32;
+    private const int ContendedSessions = 4;
+
     private static int Sessions = 10_000;
 
     // The session scenarios run within this interval of the sessions' creation, so no load in them writes a touch: the
@@ -70,7 +76,10 @@ internal static partial class LoadRunner
     }
 
     // PgSessions as an app gets it: AddPgFirst + AddPgSessions (+ AddRedis for the Redis twin), one provider per step.
-    private static (ServiceProvider Provider, Func<ValueTask> Dispose) SessionServices(bool redis, Topology topology = Topology.Direct)
+    private static (ServiceProvider Provider, Func<ValueTask> Dispose) SessionServices(
+        bool redis,
+        Topology topology = Topology.Direct,
+        PgSessionDurability durability = PgSessionDurability.Synchronous)
     {
         var services = new ServiceCollection();
         services.AddLogging();
@@ -98,6 +107,7 @@ internal static partial class LoadRunner
         {
             o.IdleTimeout = TimeSpan.FromHours(2);
             o.TouchInterval = TouchInterval;
+            o.CommitDurability = durability;
             if (topology == Topology.Standby)
             {
                 o.ReadConsistency = PgReadConsistency.BoundedStaleness;
@@ -148,6 +158,8 @@ internal static partial class LoadRunner
         // PgSessions' own commit statement, prepared and called raw: what the store's write costs without the store.
         public static async Task<Step> RawSessionCommitStatementAsync()
         {
+            // Sessions first, as every session step: an UPDATE of an empty table is no baseline.
+            await PrepareSessionsOnceAsync();
             await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
             await using var read = dataSource.CreateCommand($"SELECT data FROM \"{Schema}\".session LIMIT 1");
             var data = (byte[])(await read.ExecuteScalarAsync())!;
@@ -177,9 +189,70 @@ internal static partial class LoadRunner
                 });
         }
 
+        // The statement PgSessions' commit wraps: a prepared call of session_commit at the version the row is at (its
+        // common, unmerged path), with the request's one changed key, as the store sends it. Versions are tracked from
+        // what each call returns, so the call is a write as sent, not a merge.
+        public static async Task<Step> RawSessionCommitFunctionAsync(bool asynchronous)
+        {
+            await PrepareSessionsOnceAsync();
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var versions = new System.Collections.Concurrent.ConcurrentDictionary<long, long>();
+            byte[] data;
+            await using (var read = dataSource.CreateCommand($"SELECT data FROM \"{Schema}\".session LIMIT 1"))
+            {
+                data = (byte[])(await read.ExecuteScalarAsync())!;
+            }
+
+            await using (var read = dataSource.CreateCommand($"SELECT key_hash, version FROM \"{Schema}\".session"))
+            await using (var reader = await read.ExecuteReaderAsync())
+            {
+                var byHash = new Dictionary<string, long>();
+                while (await reader.ReadAsync())
+                {
+                    byHash[Convert.ToHexString(reader.GetFieldValue<byte[]>(0))] = reader.GetInt64(1);
+                }
+
+                for (var i = 0; i < Sessions; i++)
+                {
+                    versions[i] = byHash.GetValueOrDefault(Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(SessionKey(i)))), 1);
+                }
+            }
+
+            var sql = $"SELECT status, version FROM \"{Schema}\".session_commit($1, $1, 'default', $2, $3, NULL, $4, $5, $6, $7, false, $8, $9, false, NULL, NULL, $10, $11)";
+            var keys = new[] { Encoding.UTF8.GetBytes("cart") };
+            var values = new byte[]?[] { Cart };
+            return new Step(
+                async i =>
+                {
+                    var session = i % Sessions;
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    var p = command.Parameters;
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = SHA256.HashData(Encoding.UTF8.GetBytes(SessionKey(i))), NpgsqlDbType = NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<long> { TypedValue = versions[session], NpgsqlDbType = NpgsqlDbType.Bigint });
+                    p.Add(new NpgsqlParameter<byte[]> { TypedValue = data, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.FromHours(2), NpgsqlDbType = NpgsqlDbType.Interval });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(12), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TouchInterval, NpgsqlDbType = NpgsqlDbType.Interval });
+                    p.Add(new NpgsqlParameter<byte[][]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<byte[]?[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    p.Add(new NpgsqlParameter<int> { TypedValue = 1024 * 1024, NpgsqlDbType = NpgsqlDbType.Integer });
+                    p.Add(new NpgsqlParameter<bool> { TypedValue = asynchronous, NpgsqlDbType = NpgsqlDbType.Boolean });
+                    await command.PrepareAsync();
+                    await using var reader = await command.ExecuteReaderAsync();
+                    if (await reader.ReadAsync() && !reader.IsDBNull(1))
+                    {
+                        versions[session] = reader.GetInt64(1);
+                    }
+                },
+                dataSource.DisposeAsync);
+        }
+
         // Writes back a stored session's own bytes, so the sessions stay readable for the scenarios after it.
         public static async Task<Step> RawSessionUpdateAsync()
         {
+            await PrepareSessionsOnceAsync();
             await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
             await using var read = dataSource.CreateCommand($"SELECT data FROM \"{Schema}\".session LIMIT 1");
             var data = (byte[])(await read.ExecuteScalarAsync())!;
@@ -192,10 +265,14 @@ internal static partial class LoadRunner
                 });
         }
 
-        public static async Task<Step> SessionRequestAsync(bool redis, bool modify, Topology topology = Topology.Direct)
+        public static async Task<Step> SessionRequestAsync(
+            bool redis,
+            bool modify,
+            Topology topology = Topology.Direct,
+            PgSessionDurability durability = PgSessionDurability.Synchronous)
         {
             await PrepareSessionsOnceAsync();
-            var (provider, dispose) = SessionServices(redis, topology);
+            var (provider, dispose) = SessionServices(redis, topology, durability);
             var store = provider.GetRequiredService<ISessionStore>();
             if (topology != Topology.Standby)
             {
@@ -245,6 +322,132 @@ internal static partial class LoadRunner
             }
 
             await session.CommitAsync();
+        }
+    }
+    private enum ContendedStore
+    {
+        PostgreSql,
+        PostgreSqlAsynchronous,
+        Redis,
+        Stock,
+    }
+
+    // The single-page-app pattern at full speed: 32 callers share 4 sessions (8 per session), and every request loads
+    // its session, sets a key nobody else writes and commits. Afterwards every session is read back: a key a request
+    // set and committed without an error but that is not there is a lost write. Commits/s are the ops/s; the loss
+    // count goes to the report's findings, so a fast store that loses writes cannot hide it.
+    private static async Task<Measurement> ContendedSessionsAsync(ContendedStore kind)
+    {
+        ISessionStore store;
+        Func<ValueTask> dispose;
+        if (kind == ContendedStore.Stock)
+        {
+            var cache = new RedisCache(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = RedisPrefix + "stock-contended:" });
+            store = new DistributedSessionStore(cache, NullLoggerFactory.Instance);
+            dispose = () =>
+            {
+                cache.Dispose();
+                return ValueTask.CompletedTask;
+            };
+        }
+        else
+        {
+            var (provider, disposeProvider) = SessionServices(
+                kind == ContendedStore.Redis,
+                durability: kind == ContendedStore.PostgreSqlAsynchronous ? PgSessionDurability.Asynchronous : PgSessionDurability.Synchronous);
+            provider.GetRequiredService<IHttpContextAccessor>().HttpContext = new DefaultHttpContext();
+            store = provider.GetRequiredService<ISessionStore>();
+            dispose = disposeProvider;
+        }
+
+        try
+        {
+            var run = Guid.NewGuid().ToString("N")[..8];
+            var keys = Enumerable.Range(0, ContendedSessions).Select(s => new Guid(s + 1, 7, 7, Encoding.ASCII.GetBytes(run)).ToString()).ToArray();
+            foreach (var key in keys)
+            {
+                var created = store.Create(key, TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: true);
+                await created.LoadAsync();
+                created.SetString("base", "0");
+                await created.CommitAsync();
+            }
+
+            var written = new List<string>[ContendedCallers];
+            var latencies = new List<long>[ContendedCallers];
+            long failures = 0;
+            var measuring = false;
+            using var stop = new CancellationTokenSource();
+            var workers = Enumerable.Range(0, ContendedCallers).Select(caller => Task.Run(async () =>
+            {
+                var mine = written[caller] = [];
+                var times = latencies[caller] = new List<long>(10_000);
+                var key = keys[caller % ContendedSessions];
+                for (var n = 0; !stop.IsCancellationRequested; n++)
+                {
+                    var started = Stopwatch.GetTimestamp();
+                    var name = string.Create(CultureInfo.InvariantCulture, $"c{caller}-{n}");
+                    var session = store.Create(key, TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: false);
+                    try
+                    {
+                        await session.LoadAsync();
+                        session.SetString(name, "1");
+                        await session.CommitAsync();
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // A commit that reports its failure lost nothing silently; it is not counted as written.
+                        Interlocked.Increment(ref failures);
+                        continue;
+                    }
+
+                    mine.Add(name);
+                    if (Volatile.Read(ref measuring))
+                    {
+                        times.Add(Stopwatch.GetTimestamp() - started);
+                    }
+                }
+            })).ToArray();
+
+            await Task.Delay(StepWarmUp);
+            Volatile.Write(ref measuring, true);
+            var begin = Stopwatch.GetTimestamp();
+            await Task.Delay(StepDuration);
+            Volatile.Write(ref measuring, false);
+            var elapsed = Stopwatch.GetElapsedTime(begin);
+            await stop.CancelAsync();
+            await Task.WhenAll(workers);
+
+            var lost = 0;
+            var total = 0;
+            for (var s = 0; s < ContendedSessions; s++)
+            {
+                var session = store.Create(keys[s], TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: false);
+                await session.LoadAsync();
+                var stored = session.Keys.ToHashSet(StringComparer.Ordinal);
+                for (var caller = s; caller < ContendedCallers; caller += ContendedSessions)
+                {
+                    total += written[caller].Count;
+                    lost += written[caller].Count(k => !stored.Contains(k));
+                }
+            }
+
+            var variant = kind switch
+            {
+                ContendedStore.PostgreSql => "PgSessions",
+                ContendedStore.PostgreSqlAsynchronous => AsynchronousCommit,
+                ContendedStore.Redis => "Redis twin",
+                _ => "stock DistributedSession + RedisCache",
+            };
+            Findings[$"{ContendedGroup}: {variant}"] = string.Create(
+                CultureInfo.InvariantCulture,
+                $"{lost:N0} of {total:N0} committed keys lost; {Interlocked.Read(ref failures):N0} commits failed with an error");
+            Progress(Findings[$"{ContendedGroup}: {variant}"]);
+            var all = latencies.SelectMany(l => l).Order().ToArray();
+            return new(ContendedCallers, all.Length / elapsed.TotalSeconds, Percentile(all, 0.50), Percentile(all, 0.95), Percentile(all, 0.99));
+        }
+        finally
+        {
+            await dispose();
         }
     }
 }

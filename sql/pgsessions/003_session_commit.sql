@@ -18,7 +18,10 @@ LANGUAGE plpgsql
 IMMUTABLE
 AS $$
 DECLARE
-    total integer := coalesce(octet_length(p_data), 0);
+    -- A stored session arrives compressed or out of line when large; concatenating makes one plain copy, so the
+    -- get_byte() and substring() calls below do not decompress it again each time.
+    data bytea := coalesce(p_data, ''::bytea) || ''::bytea;
+    total integer := octet_length(data);
     entries integer := 0;
     parts bytea[] := '{}';
     kept integer := 0;
@@ -28,25 +31,25 @@ DECLARE
     elen integer;
     i integer;
 BEGIN
-    IF total >= 5 AND get_byte(p_data, 0) = 1 THEN
-        entries := (get_byte(p_data, 1) << 24) | (get_byte(p_data, 2) << 16) | (get_byte(p_data, 3) << 8) | get_byte(p_data, 4);
+    IF total >= 5 AND get_byte(data, 0) = 1 THEN
+        entries := (get_byte(data, 1) << 24) | (get_byte(data, 2) << 16) | (get_byte(data, 3) << 8) | get_byte(data, 4);
         FOR i IN 1..entries LOOP
             IF total - pos < 2 THEN
                 parts := '{}'; kept := 0; EXIT;
             END IF;
-            klen := (get_byte(p_data, pos) << 8) | get_byte(p_data, pos + 1);
+            klen := (get_byte(data, pos) << 8) | get_byte(data, pos + 1);
             IF total - pos - 2 < klen + 4 THEN
                 parts := '{}'; kept := 0; EXIT;
             END IF;
-            vlen := (get_byte(p_data, pos + 2 + klen) << 24) | (get_byte(p_data, pos + 3 + klen) << 16)
-                  | (get_byte(p_data, pos + 4 + klen) << 8) | get_byte(p_data, pos + 5 + klen);
+            vlen := (get_byte(data, pos + 2 + klen) << 24) | (get_byte(data, pos + 3 + klen) << 16)
+                  | (get_byte(data, pos + 4 + klen) << 8) | get_byte(data, pos + 5 + klen);
             elen := 6 + klen + vlen;
             IF vlen < 0 OR total - pos < elen THEN
                 parts := '{}'; kept := 0; EXIT;
             END IF;
             -- substring() counts from 1, get_byte() from 0.
-            IF p_keys IS NULL OR NOT (substring(p_data FROM pos + 3 FOR klen) = ANY (p_keys)) THEN
-                parts := parts || substring(p_data FROM pos + 1 FOR elen);
+            IF p_keys IS NULL OR NOT (substring(data FROM pos + 3 FOR klen) = ANY (p_keys)) THEN
+                parts := parts || substring(data FROM pos + 1 FOR elen);
                 kept := kept + 1;
             END IF;
             pos := pos + elen;

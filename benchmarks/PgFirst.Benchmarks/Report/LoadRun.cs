@@ -16,7 +16,8 @@ internal sealed record LoadRun(
     TimeSpan Duration,
     IReadOnlyList<KeyValuePair<string, string>> Machine,
     IReadOnlyList<KeyValuePair<string, string>> Settings,
-    IReadOnlyList<LoadResult> Results);
+    IReadOnlyList<LoadResult> Results,
+    IReadOnlyList<KeyValuePair<string, string>>? Findings = null);
 
 /// <summary>How a target compares a variant with its baseline, or with an absolute figure.</summary>
 internal enum TargetKind

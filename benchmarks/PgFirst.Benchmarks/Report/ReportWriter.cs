@@ -74,6 +74,11 @@ internal static class ReportWriter
         WritePairs(md, "Machine and versions", run.Machine);
         WritePairs(md, "Settings", run.Settings);
         WriteTargets(md, run, targets);
+        if (run.Findings is { Count: > 0 } findings)
+        {
+            WritePairs(md, "Correctness measured in this run", findings);
+        }
+
         WriteResults(md, groups, chartFolder.TrimEnd('/'), writeChart);
         return md.ToString();
     }
