@@ -20,7 +20,7 @@ namespace PgFirst.Benchmarks;
 internal static partial class LoadRunner
 {
     private const string AsynchronousCommit = "PgSessions, asynchronous commit";
-    private const string ContendedGroup = "session contended: 32 callers on 4 sessions, a new key per request";
+    private const string ContendedGroup = "session contended, 32 callers on 4 sessions, a new key per request";
     private const int ContendedCallers = 32;
     private const int ContendedSessions = 4;
 

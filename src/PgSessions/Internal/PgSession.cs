@@ -242,7 +242,7 @@ internal sealed class PgSession : ISession
         Load();
         EnsureCookie();
         var operation = new SessionOperation(SessionOperationKind.SetLifetime, IdleTimeout: idleTimeout, AbsoluteLifetime: absoluteLifetime);
-        Apply(operation);
+        ApplyLifetime(operation);
         Record(operation);
     }
 
@@ -383,37 +383,16 @@ internal sealed class PgSession : ISession
         _data = SessionData.TryDeserialize(record.Data, out var data) ? data : new SessionData();
     }
 
-    private void Apply(SessionOperation operation)
+    private void ApplyLifetime(SessionOperation operation)
     {
-        switch (operation.Kind)
+        if (operation.IdleTimeout is { } idle)
         {
-            case SessionOperationKind.Set:
-                _data.Set(operation.Key!, operation.Value!);
-                break;
-            case SessionOperationKind.Remove:
-                _data.Remove(operation.Key!);
-                break;
-            case SessionOperationKind.Clear:
-                _data.Clear();
-                break;
-            case SessionOperationKind.Regenerate:
-                // The new key is this request's own (_keyHash); there is nothing to replay on the data.
-                break;
-            case SessionOperationKind.BindUser:
-                _userId = operation.Key;
-                break;
-            case SessionOperationKind.SetLifetime:
-                if (operation.IdleTimeout is { } idle)
-                {
-                    _idleTimeout = idle;
-                }
+            _idleTimeout = idle;
+        }
 
-                if (operation.AbsoluteLifetime is { } absolute)
-                {
-                    _absoluteExpiresAt = _createdAt + absolute;
-                }
-
-                break;
+        if (operation.AbsoluteLifetime is { } absolute)
+        {
+            _absoluteExpiresAt = _createdAt + absolute;
         }
     }
 

@@ -1,7 +1,7 @@
 namespace PgSessions.Internal;
 
-// One change a request made to its session, kept so that a commit that lost a race can replay exactly this
-// request's changes on the newer version instead of overwriting the other request's.
+// One change a request made to its session, kept so that its commit can send this request's own net changes
+// (PgSessionChanges), which the store applies to the session as it is when another request committed first.
 internal enum SessionOperationKind
 {
     Set,
