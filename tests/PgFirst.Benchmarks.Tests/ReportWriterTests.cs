@@ -127,6 +127,22 @@ public partial class ReportWriterTests
     }
 
     [Fact]
+    public void Write_Findings_AreAListedSectionBeforeTheResults_AndAbsentWhenThereAreNone()
+    {
+        var withFindings = Run with { Findings = [new("session contended: stock", "5 of 9 committed keys lost"), new("session contended: PgSessions", "0 of 9 committed keys lost")] };
+
+        var markdown = ReportWriter.Write(withFindings, Targets, ChartFolder, (_, _) => { });
+
+        var findings = Section(markdown, "## Correctness measured in this run");
+        Assert.Contains("| session contended: stock | 5 of 9 committed keys lost |", findings, StringComparison.Ordinal);
+        Assert.Contains("| session contended: PgSessions | 0 of 9 committed keys lost |", findings, StringComparison.Ordinal);
+        Assert.True(
+            markdown.IndexOf("## Correctness measured in this run", StringComparison.Ordinal) < markdown.IndexOf("## Results", StringComparison.Ordinal),
+            "The findings come before the results.");
+        Assert.DoesNotContain("Correctness measured in this run", WriteReport().Markdown, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Write_ThroughputTarget_ShowsVariantOverBaselineWithTwoDecimals()
     {
         var (markdown, _) = WriteReport();
