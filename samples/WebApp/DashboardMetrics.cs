@@ -156,7 +156,7 @@ public sealed class DashboardMetrics : BackgroundService
                 Interlocked.Add(ref _sessionCommits, value);
                 break;
             case "pgratelimit.decisions":
-                if (Tag(tags, "pgratelimit.result") is "acquired" or "degraded_open")
+                if (Tag(tags, "pgratelimit.result") is "acquired" or "degraded_local")
                 {
                     Interlocked.Add(ref _accepted, value);
                 }

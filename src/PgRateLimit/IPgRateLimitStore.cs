@@ -41,4 +41,15 @@ public interface IPgRateLimitStore
     /// <returns>A task that completes when the store has answered.</returns>
     /// <exception cref="PgFirst.Core.PgFirstSchemaException">The schema is missing or out of date (PostgreSQL).</exception>
     ValueTask PingAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Gets the store ready for traffic before the app takes any: on PostgreSQL, opens up to
+    /// <paramref name="connections"/> pooled connections at once and prepares the decision's statement on each, so the
+    /// first burst of decisions does not wait for new connections (and time out) while it is being counted. Counts
+    /// nothing. Called by PgRateLimit's warm-up at start-up (<see cref="PgRateLimitOptions.WarmUpConnections"/>).
+    /// </summary>
+    /// <param name="connections">How many connections to have open and ready.</param>
+    /// <param name="cancellationToken">The token to cancel the warm-up.</param>
+    /// <returns>A task that completes when the store is ready.</returns>
+    ValueTask WarmUpAsync(int connections, CancellationToken cancellationToken) => PingAsync(cancellationToken);
 }

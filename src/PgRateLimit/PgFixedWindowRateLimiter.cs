@@ -40,6 +40,9 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     // What this instance last learned about the current window: when it ends (monotonic clock) and its count. Other
     // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
     private WindowState? _window;
+    private readonly Lock _localGate = new();
+    private long _localWindowEndsAt;
+    private long _localCount;
     private long _successful;
     private long _failed;
     private int _inFlight;
@@ -140,7 +143,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         if (_shared.OverdueCalls >= _options.MaxOverdueStoreCalls)
         {
             // The store is already slower than the timeout: one more call would only slow it further.
-            return Degraded(new TimeoutException(
+            return Degraded(permitCount, "overdue", new TimeoutException(
                 $"{_shared.OverdueCalls} earlier decisions are still running on the store past their timeout " +
                 $"(MaxOverdueStoreCalls = {_options.MaxOverdueStoreCalls}); this decision did not ask the store."));
         }
@@ -181,7 +184,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
                     _shared.TrackOverdue(call);
                 }
 
-                return Degraded(ex);
+                return Degraded(permitCount, ex is TimeoutException ? "timeout" : "error", ex);
             }
 
             _metrics.Duration(_policyName, started);
@@ -222,19 +225,30 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         base.Dispose(disposing);
     }
 
-    private Lease Degraded(Exception exception)
+    // The store could not decide in time. Fail-open decides here, within this instance's share of the limit for the
+    // window (never unlimited); fail-closed rejects.
+    private Lease Degraded(int permitCount, string cause, Exception exception)
     {
         _metrics.Error(_policyName);
+        _metrics.Degraded(_policyName, cause);
         if (_options.FailureMode == PgRateLimitFailureMode.FailOpen)
         {
+            var admitted = TryAcquireLocally(permitCount, out var retryAfter);
             if (_shared.ShouldLogDegraded(out var unlogged))
             {
-                LogDegradedOpen(_logger, exception, _policyName, exception.Message, unlogged);
+                LogDegradedOpen(_logger, exception, _policyName, exception.Message, admitted ? "admitted" : "rejected", _options.DegradedPermitLimit, unlogged);
             }
 
-            _metrics.Decision(_policyName, "degraded_open");
-            Interlocked.Increment(ref _successful);
-            return new Lease(true, null, null);
+            if (admitted)
+            {
+                _metrics.Decision(_policyName, "degraded_local");
+                Interlocked.Increment(ref _successful);
+                return new Lease(true, null, null);
+            }
+
+            _metrics.Decision(_policyName, "degraded_local_rejected");
+            Interlocked.Increment(ref _failed);
+            return Rejected(retryAfter, PgRateLimitMetadataReason.LocalShareExhausted);
         }
 
         if (_shared.ShouldLogDegraded(out var unloggedClosed))
@@ -245,6 +259,47 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         _metrics.Decision(_policyName, "degraded_closed");
         Interlocked.Increment(ref _failed);
         return Rejected(TimeSpan.FromSeconds(1), PgRateLimitMetadataReason.StoreUnavailable);
+    }
+
+    // A fixed window of this instance's own: DegradedPermitLimit permits per window. Its windows follow the store's
+    // once the store has answered (the last known window end, stepped on by whole windows), so "per window" means the
+    // store's window; before any answer they start at the first degraded decision. Within a window the store said
+    // was already partly used, the share is also capped by what the store said was left.
+    private bool TryAcquireLocally(int permitCount, out TimeSpan retryAfter)
+    {
+        var windowTicks = (long)(_options.Window.TotalSeconds * Stopwatch.Frequency);
+        lock (_localGate)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (now >= _localWindowEndsAt)
+            {
+                var known = Volatile.Read(ref _window);
+                var end = known?.EndsAt ?? now + windowTicks;
+                if (end <= now)
+                {
+                    end += ((now - end) / windowTicks + 1) * windowTicks;
+                }
+
+                _localWindowEndsAt = end;
+                _localCount = 0;
+            }
+
+            long share = _options.DegradedPermitLimit;
+            if (CurrentWindow() is { } current && current.EndsAt == _localWindowEndsAt)
+            {
+                share = Math.Min(share, Math.Max(0, _options.PermitLimit - current.Count));
+            }
+
+            if (_localCount + permitCount <= share)
+            {
+                _localCount += permitCount;
+                retryAfter = TimeSpan.Zero;
+                return true;
+            }
+
+            retryAfter = TimeSpan.FromSeconds((double)(_localWindowEndsAt - now) / Stopwatch.Frequency);
+            return false;
+        }
     }
 
     // Store outages and timeouts (TimeoutException from the wait) degrade; programming errors (bad arguments, casts,
@@ -351,4 +406,5 @@ internal static class PgRateLimitMetadataReason
 {
     public const string Exhausted = "The rate limit window is exhausted.";
     public const string StoreUnavailable = "The rate limit store is unavailable (fail-closed).";
+    public const string LocalShareExhausted = "The rate limit store is unavailable and this instance's share of the window is used up (fail-open).";
 }

@@ -7,7 +7,12 @@ namespace PgRateLimit;
 /// </summary>
 public enum PgRateLimitFailureMode
 {
-    /// <summary>Admit the request (logged as event 3001 and counted). The default: an outage of the store does not become an outage of the app.</summary>
+    /// <summary>
+    /// Decide on this instance alone, within a bounded share of the limit: a local fixed window per partition admits
+    /// up to <see cref="PgFixedWindowRateLimiterOptions.DegradedPermitLimit"/> permits per window and rejects the rest
+    /// (logged as event 3001 and counted). The default: an outage of the store does not become an outage of the app,
+    /// and a slow or cold store does not switch the limit off either.
+    /// </summary>
     FailOpen = 0,
 
     /// <summary>Reject the request (logged as event 3002 and counted), with a short <c>Retry-After</c>.</summary>
@@ -64,6 +69,22 @@ public sealed class PgFixedWindowRateLimiterOptions
     public PgRateLimitFailureMode FailureMode { get; set; } = PgRateLimitFailureMode.FailOpen;
 
     /// <summary>
+    /// Gets or sets how many app instances share this policy's limit, which sets the share of it each instance may
+    /// admit on its own while the store cannot answer (<see cref="DegradedPermitLimit"/>). Set it to your instance
+    /// count.
+    /// </summary>
+    /// <value>The default is 4. Must be between 1 and 10,000.</value>
+    public int ExpectedInstances { get; set; } = 4;
+
+    /// <summary>
+    /// Gets the permits one instance admits per partition and window while the store cannot answer in time
+    /// (<see cref="PgRateLimitFailureMode.FailOpen"/>): <see cref="PermitLimit"/> ÷ <see cref="ExpectedInstances"/>,
+    /// rounded up. In any window an instance admits at most this many permits beyond what the store counted; the
+    /// local window is aligned to the store's window once the store has answered.
+    /// </summary>
+    public int DegradedPermitLimit => (int)Math.Min(PermitLimit, ((long)PermitLimit + Math.Max(1, ExpectedInstances) - 1) / Math.Max(1, ExpectedInstances));
+
+    /// <summary>
     /// Gets or sets the partition of a request: whose permits it takes. See <see cref="PgRateLimitPartition"/>.
     /// </summary>
     /// <value>The default is <see cref="PgRateLimitPartition.ByUserOrIp"/>.</value>
@@ -101,6 +122,11 @@ public sealed class PgFixedWindowRateLimiterOptions
         if (MaxOverdueStoreCalls is < 1 or > 10_000)
         {
             failures.Add($"MaxOverdueStoreCalls must be between 1 and 10000 (was {MaxOverdueStoreCalls})");
+        }
+
+        if (ExpectedInstances is < 1 or > 10_000)
+        {
+            failures.Add($"ExpectedInstances must be between 1 and 10000 (was {ExpectedInstances})");
         }
 
         if (!Enum.IsDefined(FailureMode))

@@ -40,7 +40,11 @@ public static class PgRateLimitServiceCollectionExtensions
             return services;
         }
 
-        services.AddOptions<PgRateLimitOptions>().Validate(o => Enum.IsDefined(o.Durability), "PgRateLimit:Durability is neither Unlogged nor Logged.").ValidateOnStart();
+        services.AddOptions<PgRateLimitOptions>()
+            .Validate(o => Enum.IsDefined(o.Durability), "PgRateLimit:Durability is neither Unlogged nor Logged.")
+            .Validate(o => o.WarmUpConnections is >= 0 and <= 1_000, "PgRateLimit:WarmUpConnections must be between 0 and 1000.")
+            .Validate(o => o.WarmUpTimeout >= TimeSpan.FromSeconds(1) && o.WarmUpTimeout <= TimeSpan.FromMinutes(5), "PgRateLimit:WarmUpTimeout must be between 00:00:01 and 00:05:00.")
+            .ValidateOnStart();
         services.AddSingleton(sp => OnPostgreSql(sp)
             ? PostgresRateLimitStore.SchemaModuleFor(sp.GetRequiredService<IOptions<PgRateLimitOptions>>().Value.Durability)
             : null!);
@@ -61,6 +65,10 @@ public static class PgRateLimitServiceCollectionExtensions
             sp.GetRequiredService<IPgRateLimitStore>(),
             new PgRateLimitMetrics(sp.GetService<IMeterFactory>()),
             sp.GetService<ILoggerFactory>()));
+        services.AddHostedService(sp => new PgRateLimitWarmUp(
+            sp.GetRequiredService<PgRateLimitRuntime>(),
+            sp.GetRequiredService<IOptions<PgRateLimitOptions>>(),
+            sp.GetService<ILoggerFactory>()?.CreateLogger<PgRateLimitWarmUp>() ?? Microsoft.Extensions.Logging.Abstractions.NullLogger<PgRateLimitWarmUp>.Instance));
         return services;
     }
 
@@ -83,7 +91,7 @@ public static class PgRateLimitServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(builder);
         return builder.Add(new HealthCheckRegistration(
             name,
-            sp => new PgRateLimitHealthCheck(sp.GetRequiredService<IPgRateLimitStore>()),
+            sp => new PgRateLimitHealthCheck(sp.GetRequiredService<IPgRateLimitStore>(), sp.GetService<PgRateLimitRuntime>()),
             failureStatus,
             tags));
     }

@@ -126,6 +126,72 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         }
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Opens at most the data source's <c>Max Pool Size</c> connections, all at once (so they are distinct physical
+    /// connections), runs the ping on each and, unless behind a transaction pooler, prepares the decision's statement
+    /// there; then returns them to the pool, idle and ready.
+    /// </remarks>
+    public async ValueTask WarmUpAsync(int connections, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(connections);
+        var count = Math.Min(connections, new NpgsqlConnectionStringBuilder(_dataSource.ConnectionString).MaxPoolSize);
+        var opened = new List<NpgsqlConnection>(count);
+        try
+        {
+            var opening = Enumerable.Range(0, Math.Max(1, count)).Select(_ => _dataSource.OpenConnectionAsync(cancellationToken).AsTask()).ToArray();
+            try
+            {
+                await Task.WhenAll(opening).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (var task in opening)
+                {
+                    if (task.IsCompletedSuccessfully)
+                    {
+                        opened.Add(await task.ConfigureAwait(false));
+                    }
+                }
+            }
+
+            foreach (var connection in opened)
+            {
+                var ping = new NpgsqlCommand(_pingSql, connection);
+                await using (ping.ConfigureAwait(false))
+                {
+                    await ping.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                if (PgPooler.PreparesStatements(_pooler))
+                {
+                    var acquire = new NpgsqlCommand(_sql, connection);
+                    await using (acquire.ConfigureAwait(false))
+                    {
+                        acquire.Parameters.Add(new NpgsqlParameter<string> { TypedValue = string.Empty, NpgsqlDbType = NpgsqlDbType.Text });
+                        acquire.Parameters.Add(new NpgsqlParameter<string> { TypedValue = string.Empty, NpgsqlDbType = NpgsqlDbType.Text });
+                        acquire.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 0, NpgsqlDbType = NpgsqlDbType.Integer });
+                        acquire.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 0, NpgsqlDbType = NpgsqlDbType.Integer });
+                        acquire.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = TimeSpan.Zero, NpgsqlDbType = NpgsqlDbType.Interval });
+                        acquire.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = false, NpgsqlDbType = NpgsqlDbType.Boolean });
+                        await acquire.PrepareAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } error)
+        {
+            throw error;
+        }
+        finally
+        {
+            foreach (var connection in opened)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
     private Exception? Translate(PostgresException ex) =>
         (Exception?)PgPooler.TryTranslate(ex, _pooler, _schemaName) ?? PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
 }

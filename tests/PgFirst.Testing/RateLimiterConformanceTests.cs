@@ -49,14 +49,77 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
 
     // An app on the test server with PgRateLimit registered and the store under test in place of the configured one;
     // the cleanup runner is not part of these tests.
-    private WebApplicationBuilder CreateAppBuilder()
+    private WebApplicationBuilder CreateAppBuilder(IPgRateLimitStore? store = null)
     {
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.UseTestServer();
         builder.Services.AddPgFirst(o => o.Maintenance.Enabled = false);
         builder.Services.AddPgRateLimiting();
-        builder.Services.Replace(ServiceDescriptor.Singleton(CreateStore()));
+        builder.Services.Replace(ServiceDescriptor.Singleton(store ?? CreateStore()));
         return builder;
+    }
+
+    [Fact]
+    public async Task WarmUp_AtStartUp_ReadiesTheStore_AndTheReadinessCheckIsHealthy()
+    {
+        var store = new CountingStore(CreateStore());
+        var builder = CreateAppBuilder(store);
+        builder.Services.AddHealthChecks().AddPgRateLimit();
+        await using var app = builder.Build();
+
+        await app.StartAsync(CancellationToken);
+
+        Assert.Equal(1, store.WarmUps);
+        Assert.Equal(0, store.Calls);
+        Assert.Equal(HealthStatus.Healthy, (await app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(CancellationToken)).Status);
+        await app.StopAsync(CancellationToken);
+    }
+
+    [Fact]
+    public async Task StoreDownAtStartUp_AppStartsAfterTheWarmUpTimeout_AndIsNotReadyUntilTheStoreAnswers()
+    {
+        var (host, port) = ServerEndpoint;
+        await using var proxy = new TcpProxy(host, port);
+        proxy.GoDown();
+        var builder = CreateAppBuilder(CreateStoreThrough(proxy));
+        builder.Services.Configure<PgRateLimitOptions>(o => o.WarmUpTimeout = TimeSpan.FromSeconds(1));
+        builder.Services.AddHealthChecks().AddPgRateLimit();
+        await using var app = builder.Build();
+        var health = app.Services.GetRequiredService<HealthCheckService>();
+
+        await app.StartAsync(CancellationToken);
+        var warming = (await health.CheckHealthAsync(CancellationToken)).Entries["pgratelimit"];
+        Assert.Equal(HealthStatus.Unhealthy, warming.Status);
+        Assert.Contains("warming up", warming.Description, StringComparison.Ordinal);
+
+        proxy.ComeBack();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await health.CheckHealthAsync(CancellationToken)).Status != HealthStatus.Healthy)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "Not ready 30 s after the store came back.");
+            await Task.Delay(200, CancellationToken);
+        }
+
+        await app.StopAsync(CancellationToken);
+    }
+
+    [Theory]
+    [InlineData(-1, 10)]
+    [InlineData(1_001, 10)]
+    [InlineData(16, 0)]
+    public async Task InvalidWarmUpOptions_FailAtStartUp_NamingTheSetting(int connections, int timeoutSeconds)
+    {
+        var builder = CreateAppBuilder();
+        builder.Services.Configure<PgRateLimitOptions>(o =>
+        {
+            o.WarmUpConnections = connections;
+            o.WarmUpTimeout = TimeSpan.FromSeconds(timeoutSeconds);
+        });
+        await using var app = builder.Build();
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => app.StartAsync(CancellationToken));
+
+        Assert.Contains("PgRateLimit:WarmUp", error.Message, StringComparison.Ordinal);
     }
 
     // A day-long window: a burst of a few seconds crosses its (UTC midnight) boundary about once in 20,000 runs.
@@ -266,6 +329,102 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         Assert.True(refused.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero);
     }
 
+    // The scenario: four instances start cold (their own data sources, no connection open yet) and 32 callers
+    // each hit one partition at once, with the default Timeout (250 ms) and FailOpen. Before, decisions that waited for
+    // new connections timed out and were admitted without limit (3,864 of a limit of 100 in one run). Now an instance
+    // admits at most its share (PermitLimit / ExpectedInstances) beyond what the store counted.
+    [Fact]
+    public async Task ColdInstances_BurstWithDefaultOptions_AdmitAtMostTheLimitPlusEachInstancesLocalShare()
+    {
+        var policy = new PgFixedWindowRateLimiterOptions { PermitLimit = 100, Window = Day };
+        var limiters = Enumerable.Range(0, 4).Select(_ => new PgFixedWindowRateLimiter(CreateStore(), "cold", "user:hot", policy)).ToList();
+        var admitted = 0;
+        var attempts = 0;
+
+        await Task.WhenAll(Enumerable.Range(0, 4 * 32).Select(caller => Task.Run(
+            async () =>
+            {
+                var limiter = limiters[caller % limiters.Count];
+                for (var i = 0; i < 20; i++)
+                {
+                    using var lease = await limiter.AcquireAsync(1, CancellationToken);
+                    Interlocked.Increment(ref attempts);
+                    if (lease.IsAcquired)
+                    {
+                        Interlocked.Increment(ref admitted);
+                    }
+                }
+            },
+            CancellationToken)));
+
+        Assert.Equal(4 * 32 * 20, attempts);
+        Assert.Equal(25, policy.DegradedPermitLimit);
+        Assert.InRange(admitted, 1, 100 + (4 * policy.DegradedPermitLimit));
+        foreach (var limiter in limiters)
+        {
+            limiter.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task StoreDown_FailOpen_AdmitsOnlyThisInstancesShareOfTheWindow_ThenRejectsWithRetryAfter()
+    {
+        var (host, port) = ServerEndpoint;
+        await using var proxy = new TcpProxy(host, port);
+        proxy.GoDown();
+        using var limiter = new PgFixedWindowRateLimiter(CreateStoreThrough(proxy), "down", "k", Policy(8, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(200);
+            o.ExpectedInstances = 2;
+        }));
+
+        var leases = new List<RateLimitLease>();
+        for (var i = 0; i < 7; i++)
+        {
+            leases.Add(await limiter.AcquireAsync(1, CancellationToken));
+        }
+
+        Assert.Equal(4, leases.Count(l => l.IsAcquired));
+        var refused = leases.Last();
+        Assert.False(refused.IsAcquired);
+        Assert.True(refused.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.FromHours(1));
+        Assert.True(refused.TryGetMetadata(MetadataName.ReasonPhrase, out var reason));
+        Assert.Contains("share", reason, StringComparison.Ordinal);
+        leases.ForEach(l => l.Dispose());
+    }
+
+    // A store slower than the timeout for several windows (every call outlives it): per window of its own, the
+    // instance admits its share and no more.
+    [Fact]
+    public async Task StoreSlowerThanTheTimeoutForSeveralWindows_AdmitsTheLocalSharePerWindow()
+    {
+        var store = new GatedStore(CreateStore());
+        using var limiter = new PgFixedWindowRateLimiter(store, "slow", "k", Policy(6, TimeSpan.FromSeconds(1), o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(20);
+            o.ExpectedInstances = 3;
+        }));
+        var admittedAt = new List<TimeSpan>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        while (clock.Elapsed < TimeSpan.FromSeconds(3.5))
+        {
+            using var lease = await limiter.AcquireAsync(1, CancellationToken);
+            if (lease.IsAcquired)
+            {
+                admittedAt.Add(clock.Elapsed);
+            }
+        }
+
+        store.Open();
+        await store.WhenIdleAsync(CancellationToken);
+
+        // Local windows of 1 s from the first degraded decision: the 3.5 s touch at most 4 of them, each filled to the
+        // share of 2 and no more (unlimited, as before, would be hundreds); the first 3 are surely filled.
+        Assert.InRange(admittedAt.Count, 2 * 3, 2 * 4);
+        Assert.True(admittedAt[1] - admittedAt[0] < TimeSpan.FromSeconds(0.5), "The share is available at once, not spread.");
+    }
+
     [Fact]
     public async Task StoreSlowerThanTheTimeout_GetsNoMoreThanMaxOverdueStoreCallsBeyondItsRequests()
     {
@@ -361,7 +520,7 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         var store = CreateStoreThrough(proxy);
         using var logs = new CapturingLoggerProvider();
         using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs));
-        var limiters = Enumerable.Range(0, 2).Select(i => new PgFixedWindowRateLimiter(store, $"p{i}", "k", Policy(1, Day, o => o.Timeout = TimeSpan.FromMilliseconds(300)), loggerFactory.CreateLogger<PgFixedWindowRateLimiter>())).ToList();
+        var limiters = Enumerable.Range(0, 2).Select(i => new PgFixedWindowRateLimiter(store, $"p{i}", "k", Policy(100, Day, o => o.Timeout = TimeSpan.FromMilliseconds(300)), loggerFactory.CreateLogger<PgFixedWindowRateLimiter>())).ToList();
 
         for (var i = 0; i < 10; i++)
         {
@@ -460,6 +619,8 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         }
 
         public ValueTask PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
+
+        public ValueTask WarmUpAsync(int connections, CancellationToken cancellationToken) => inner.WarmUpAsync(connections, cancellationToken);
     }
 
     /// <summary>Counts the calls that reach a real store (a decorator, not a mock).</summary>
@@ -467,7 +628,11 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
     {
         private int _calls;
 
+        private int _warmUps;
+
         public int Calls => Volatile.Read(ref _calls);
+
+        public int WarmUps => Volatile.Read(ref _warmUps);
 
         public ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken)
         {
@@ -476,5 +641,11 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         }
 
         public ValueTask PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
+
+        public ValueTask WarmUpAsync(int connections, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _warmUps);
+            return inner.WarmUpAsync(connections, cancellationToken);
+        }
     }
 }

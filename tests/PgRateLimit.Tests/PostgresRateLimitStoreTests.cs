@@ -28,6 +28,27 @@ public class PostgresRateLimitStoreTests(PostgresServer server) : PostgresTest(s
     }
 
     [Fact]
+    public async Task WarmUp_OpensThatManyConnectionsAtOnce_CappedByMaxPoolSize_AndCountsNothing()
+    {
+        await InstallAsync();
+        var application = "warm-" + Guid.NewGuid().ToString("N")[..8];
+        var dataSource = CreateDataSource(b =>
+        {
+            b.ApplicationName = application;
+            b.MaxPoolSize = 6;
+        });
+        var store = new PostgresRateLimitStore(dataSource, Schema);
+
+        await store.WarmUpAsync(10, CancellationToken);
+
+        Assert.Equal(6L, await ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application));
+        Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM \"{Schema}\".rate_limit_counter"));
+        var decision = await store.AcquireAsync(new PgRateLimitRequest("warm", "k", 1, 1, TimeSpan.FromHours(1), false), CancellationToken);
+        Assert.True(decision.Acquired);
+        Assert.Equal(6L, await ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application));
+    }
+
+    [Fact]
     public async Task Cleanup_RemovesOnlyCountersOfEndedWindows()
     {
         var store = await InstallAsync();

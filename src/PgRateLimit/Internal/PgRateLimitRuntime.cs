@@ -11,5 +11,8 @@ internal sealed class PgRateLimitRuntime(IPgRateLimitStore store, PgRateLimitMet
 
     public ILoggerFactory? LoggerFactory { get; } = loggerFactory;
 
+    // Set once the start-up warm-up has succeeded (or when there is none), for the readiness check.
+    public bool IsWarm { get; set; } = true;
+
     public void Dispose() => Metrics.Dispose();
 }
