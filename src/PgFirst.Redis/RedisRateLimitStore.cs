@@ -83,6 +83,48 @@ public sealed class RedisRateLimitStore : IPgRateLimitStore
     }
 
     /// <inheritdoc />
+    /// <remarks>One Lua script: the decisions <see cref="AcquireAsync"/> would make one after the other, atomically.</remarks>
+    /// <exception cref="ArgumentException">The limiter id or partition key is missing, a permit count is below 1, or
+    /// the window is shorter than a millisecond.</exception>
+    /// <exception cref="RedisException">Redis is unreachable, timed out or failed the script.</exception>
+    public async ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(request.LimiterId, nameof(request));
+        ArgumentNullException.ThrowIfNull(request.PartitionKey, nameof(request));
+        ArgumentNullException.ThrowIfNull(request.Permits, nameof(request));
+        if (request.Window < TimeSpan.FromMilliseconds(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), request.Window, "Window must be at least one millisecond.");
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        RedisKey[] keys = [Key(request.LimiterId, request.PartitionKey)];
+        var arguments = new RedisValue[4 + request.Permits.Count];
+        arguments[0] = request.PermitLimit;
+        arguments[1] = request.Window.Ticks / TimeSpan.TicksPerMicrosecond;
+        arguments[2] = request.CountRejected ? 1 : 0;
+        arguments[3] = ExpiryMarginMilliseconds;
+        for (var i = 0; i < request.Permits.Count; i++)
+        {
+            if (request.Permits[i] < 1)
+            {
+                throw new ArgumentOutOfRangeException(nameof(request), request.Permits[i], "Each decision asks for at least one permit.");
+            }
+
+            arguments[4 + i] = request.Permits[i];
+        }
+
+        var result = (RedisResult[])(await EvaluateAsync(RedisRateLimitScripts.AcquireBatch, keys, arguments, cancellationToken).ConfigureAwait(false))!;
+        var acquired = new bool[request.Permits.Count];
+        for (var i = 0; i < acquired.Length; i++)
+        {
+            acquired[i] = (long)result[2 + i] == 1;
+        }
+
+        return new PgRateLimitBatchDecision(acquired, (long)result[0], TimeSpan.FromMicroseconds((long)result[1]));
+    }
+
+    /// <inheritdoc />
     /// <exception cref="RedisException">Redis is unreachable or timed out.</exception>
     public async ValueTask PingAsync(CancellationToken cancellationToken)
     {

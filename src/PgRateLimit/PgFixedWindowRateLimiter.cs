@@ -41,6 +41,9 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     // instances only ever raise the count within a window, so rejecting locally on this knowledge is exact.
     private WindowState? _window;
     private readonly Lock _localGate = new();
+    private readonly Lock _batchGate = new();
+    private bool _storeCallRunning;
+    private List<Waiter>? _queued;
     private long _localWindowEndsAt;
     private long _localCount;
     private long _successful;
@@ -155,23 +158,15 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             // The timeout bounds how long this request waits, not the statement: a late decision finishes on its own
             // and returns its connection to the pool. Cancelling it instead would make the driver send a cancel request
             // on a new connection for every late decision, which under load turns a slow store into a stalled one.
-            // Late calls are counted until they end, and MaxOverdueStoreCalls caps them.
-            var pending = _store.AcquireAsync(
-                new PgRateLimitRequest(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
-                cancellationToken);
+            // Late calls are counted until they end, and MaxOverdueStoreCalls caps them. The caller's token cancels
+            // its wait only: with coalescing, one store call may answer several callers.
+            var call = StartDecision(permitCount, out var ownCall);
             PgRateLimitDecision decision;
-            Task<PgRateLimitDecision>? call = null;
             try
             {
-                if (pending.IsCompletedSuccessfully)
-                {
-                    decision = await pending.ConfigureAwait(false);
-                }
-                else
-                {
-                    call = pending.AsTask();
-                    decision = await call.WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
-                }
+                decision = call.IsCompletedSuccessfully
+                    ? await call.ConfigureAwait(false)
+                    : await call.WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -179,7 +174,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             }
             catch (Exception ex) when (IsStoreFailure(ex))
             {
-                if (ex is TimeoutException && call is { IsCompleted: false })
+                if (ex is TimeoutException && ownCall && !call.IsCompleted)
                 {
                     _shared.TrackOverdue(call);
                 }
@@ -213,6 +208,112 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             Touch();
         }
     }
+
+    // Asks the store for one decision. With CoalesceDecisions, while a store call for this partition is running, later
+    // decisions queue and go together in the next call (one statement or script deciding them in arrival order), so a
+    // hot partition costs one round trip per batch and each instance has at most one call per partition on the store.
+    // ownCall: whether the returned task is this decision's own store call (tracked if it outlives the timeout).
+    private Task<PgRateLimitDecision> StartDecision(int permitCount, out bool ownCall)
+    {
+        ownCall = true;
+        if (!_options.CoalesceDecisions)
+        {
+            return _store.AcquireAsync(Request(permitCount), CancellationToken.None).AsTask();
+        }
+
+        lock (_batchGate)
+        {
+            if (_storeCallRunning)
+            {
+                var waiter = new Waiter(permitCount);
+                (_queued ??= []).Add(waiter);
+                ownCall = false;
+#pragma warning disable VSTHRD003 // The batch runner completes it; nothing here waits on a context.
+                return waiter.Result.Task;
+#pragma warning restore VSTHRD003
+            }
+
+            _storeCallRunning = true;
+        }
+
+        return CallThenHandOverAsync(permitCount);
+    }
+
+    private async Task<PgRateLimitDecision> CallThenHandOverAsync(int permitCount)
+    {
+        try
+        {
+            return await _store.AcquireAsync(Request(permitCount), CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (TakeQueued() is { } next)
+            {
+                _ = RunBatchesAsync(next);
+            }
+        }
+    }
+
+    // The decisions that queued meanwhile, or null (and no store call running any more) when there are none.
+    private List<Waiter>? TakeQueued()
+    {
+        lock (_batchGate)
+        {
+            var queued = _queued;
+            _queued = null;
+            if (queued is null)
+            {
+                _storeCallRunning = false;
+            }
+
+            return queued;
+        }
+    }
+
+    private async Task RunBatchesAsync(List<Waiter> batch)
+    {
+        for (var next = batch; next is not null; next = TakeQueued())
+        {
+            _metrics.BatchSize(_policyName, next.Count);
+            try
+            {
+                if (next.Count == 1)
+                {
+                    next[0].Result.TrySetResult(await _store.AcquireAsync(Request(next[0].Permits), CancellationToken.None).ConfigureAwait(false));
+                    continue;
+                }
+
+                var permits = new int[next.Count];
+                for (var i = 0; i < permits.Length; i++)
+                {
+                    permits[i] = next[i].Permits;
+                }
+
+                var decisions = await _store.AcquireBatchAsync(
+                    new PgRateLimitBatchRequest(_limiterId, _partitionKey, permits, _options.PermitLimit, _options.Window, _options.CountRejectedRequests),
+                    CancellationToken.None).ConfigureAwait(false);
+                if (decisions.Acquired.Count != next.Count)
+                {
+                    throw new InvalidOperationException($"The store answered {decisions.Acquired.Count} decisions for a batch of {next.Count}.");
+                }
+
+                for (var i = 0; i < next.Count; i++)
+                {
+                    next[i].Result.TrySetResult(new PgRateLimitDecision(decisions.Acquired[i], decisions.Count, decisions.WindowRemaining));
+                }
+            }
+            catch (Exception ex)
+            {
+                foreach (var waiter in next)
+                {
+                    waiter.Result.TrySetException(ex);
+                }
+            }
+        }
+    }
+
+    private PgRateLimitRequest Request(int permitCount) =>
+        new(_limiterId, _partitionKey, permitCount, _options.PermitLimit, _options.Window, _options.CountRejectedRequests);
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
@@ -349,6 +450,13 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         new(false, retryAfter, new Info(_policyName, _options.PermitLimit, 0, _options.Window, retryAfter), reason);
 
     private sealed record WindowState(long EndsAt, long Count);
+
+    private sealed class Waiter(int permits)
+    {
+        public int Permits { get; } = permits;
+
+        public TaskCompletionSource<PgRateLimitDecision> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
     private sealed record Info(string Policy, int Limit, long Remaining, TimeSpan Window, TimeSpan? Reset);
 

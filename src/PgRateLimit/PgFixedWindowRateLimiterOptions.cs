@@ -85,6 +85,16 @@ public sealed class PgFixedWindowRateLimiterOptions
     public int DegradedPermitLimit => (int)Math.Min(PermitLimit, ((long)PermitLimit + Math.Max(1, ExpectedInstances) - 1) / Math.Max(1, ExpectedInstances));
 
     /// <summary>
+    /// Gets or sets a value indicating whether concurrent decisions of one partition on this instance share a store
+    /// call: while one call is running, later decisions queue and go together in the next, decided in arrival order in
+    /// one statement (one Lua script on Redis). A hot partition then costs one round trip per batch instead of one per
+    /// request, and each instance has at most one call per partition on the store. The count stays exact across
+    /// instances: the store's count decides.
+    /// </summary>
+    /// <value>The default is <see langword="true"/>.</value>
+    public bool CoalesceDecisions { get; set; } = true;
+
+    /// <summary>
     /// Gets or sets the partition of a request: whose permits it takes. See <see cref="PgRateLimitPartition"/>.
     /// </summary>
     /// <value>The default is <see cref="PgRateLimitPartition.ByUserOrIp"/>.</value>

@@ -14,6 +14,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
     private readonly string _schemaName;
     private readonly string _sql;
     private readonly string _pingSql;
+    private readonly string _batchSql;
     private readonly PgPoolerMode _pooler;
 
     /// <summary>
@@ -47,6 +48,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         var schema = PgSqlIdentifier.Quote(schemaName);
         _sql = $"SELECT acquired, hits, retry_after FROM {schema}.ratelimit_acquire($1, $2, $3, $4, $5, $6)";
         _pingSql = $"SELECT NULL::integer FROM {schema}.rate_limit_counter LIMIT 0";
+        _batchSql = $"SELECT acquired, hits, retry_after FROM {schema}.ratelimit_acquire_batch($1, $2, $3, $4, $5, $6)";
     }
 
     /// <summary>Gets the schema module (<c>sql/pgratelimit</c>) with an UNLOGGED table.</summary>
@@ -102,6 +104,52 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             var count = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? 0 : reader.GetInt64(1);
             var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
             return new PgRateLimitDecision(reader.GetBoolean(0), count, remaining);
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } error)
+        {
+            throw error;
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One prepared call of <c>{schema}.ratelimit_acquire_batch</c> (<c>sql/pgratelimit/002_ratelimit_acquire_batch.sql</c>).</remarks>
+    public async ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request.Permits, nameof(request));
+        var permits = new int[request.Permits.Count];
+        for (var i = 0; i < permits.Length; i++)
+        {
+            permits[i] = request.Permits[i];
+        }
+
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(_batchSql, connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.LimiterId, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.PartitionKey, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = permits, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
+            command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
+            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
+            if (PgPooler.PreparesStatements(_pooler))
+            {
+                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var readerScope = reader.ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                throw new InvalidOperationException("ratelimit_acquire_batch returned no row.");
+            }
+
+            var acquired = await reader.GetFieldValueAsync<bool[]>(0, cancellationToken).ConfigureAwait(false);
+            var count = reader.GetInt64(1);
+            var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
+            return new PgRateLimitBatchDecision(acquired, count, remaining);
         }
         catch (PostgresException ex) when (Translate(ex) is { } error)
         {

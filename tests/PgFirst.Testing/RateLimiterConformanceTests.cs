@@ -329,6 +329,60 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         Assert.True(refused.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero);
     }
 
+    [Theory]
+    [InlineData(false, new[] { 2, 2, 2, 1, 3 }, new[] { true, true, false, true, false }, 5)]
+    [InlineData(true, new[] { 3, 3, 1 }, new[] { true, false, false }, 7)]
+    [InlineData(false, new[] { 5, 1 }, new[] { true, false }, 5)]
+    public async Task AcquireBatch_DecidesInArrivalOrder_ExactlyAsOneCallAfterAnother(bool countRejected, int[] permits, bool[] expected, long count)
+    {
+        var store = CreateStore();
+
+        var batch = await store.AcquireBatchAsync(new PgRateLimitBatchRequest("batch", "together", permits, 5, Day, countRejected), CancellationToken);
+
+        Assert.Equal(expected, batch.Acquired);
+        Assert.Equal(count, batch.Count);
+        Assert.InRange(batch.WindowRemaining, TimeSpan.Zero, Day);
+        var alone = new List<bool>();
+        foreach (var p in permits)
+        {
+            alone.Add((await store.AcquireAsync(new PgRateLimitRequest("batch", "alone", p, 5, Day, countRejected), CancellationToken)).Acquired);
+        }
+
+        Assert.Equal(alone, batch.Acquired);
+        var after = await store.AcquireBatchAsync(new PgRateLimitBatchRequest("batch", "together", [1], 5, Day, countRejected), CancellationToken);
+        Assert.Equal([false], after.Acquired);
+    }
+
+    [Fact]
+    public async Task HotPartition_128Callers_AdmitExactlyTheLimit_InFewerRoundTripsThanRequests()
+    {
+        var store = new CountingStore(CreateStore());
+        using var limiter = new PgFixedWindowRateLimiter(store, "hot", "user:hot", Policy(300, Day));
+        var admitted = 0;
+
+        await Task.WhenAll(Enumerable.Range(0, 128).Select(caller => Task.Run(
+            async () =>
+            {
+                for (var i = 0; i < 4; i++)
+                {
+                    using var lease = await limiter.AcquireAsync(1, CancellationToken);
+                    if (lease.IsAcquired)
+                    {
+                        Interlocked.Increment(ref admitted);
+                    }
+                }
+            },
+            CancellationToken)));
+
+        Assert.Equal(300, admitted);
+        Assert.True(store.Calls < 512, $"{store.Calls} store calls for 512 decisions: nothing was coalesced.");
+
+        var uncoalesced = new CountingStore(CreateStore());
+        using var single = new PgFixedWindowRateLimiter(uncoalesced, "hot-single", "user:hot", Policy(300, Day, o => o.CoalesceDecisions = false));
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => Task.Run(async () => (await single.AcquireAsync(1, CancellationToken)).Dispose(), CancellationToken)));
+        Assert.Equal(32, uncoalesced.Calls);
+    }
+
     // The scenario: four instances start cold (their own data sources, no connection open yet) and 32 callers
     // each hit one partition at once, with the default Timeout (250 ms) and FailOpen. Before, decisions that waited for
     // new connections timed out and were admitted without limit (3,864 of a limit of 100 in one run). Now an instance
@@ -621,6 +675,21 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         public ValueTask PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
 
         public ValueTask WarmUpAsync(int connections, CancellationToken cancellationToken) => inner.WarmUpAsync(connections, cancellationToken);
+
+        public async ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _calls);
+            Interlocked.Increment(ref _running);
+            try
+            {
+                await _gate.Task.WaitAsync(cancellationToken);
+                return await inner.AcquireBatchAsync(request, cancellationToken);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _running);
+            }
+        }
     }
 
     /// <summary>Counts the calls that reach a real store (a decorator, not a mock).</summary>
@@ -646,6 +715,12 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         {
             Interlocked.Increment(ref _warmUps);
             return inner.WarmUpAsync(connections, cancellationToken);
+        }
+
+        public ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _calls);
+            return inner.AcquireBatchAsync(request, cancellationToken);
         }
     }
 }

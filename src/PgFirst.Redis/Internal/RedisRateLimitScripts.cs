@@ -40,5 +40,44 @@ internal static class RedisRateLimitScripts
         return {0, count, finish - now}
         """;
 
+    // KEYS[1]: the counter. ARGV[1] permit limit, [2] window µs, [3] count rejected ('1' or '0'), [4] expiry margin
+    // ms, then the permits of each decision in arrival order. Returns {the window's count after the last decision, µs
+    // left in the window, then 1 or 0 per decision}: the decisions Acquire would make one after the other.
+    private const string AcquireBatchText = """
+        local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local count_rejected, margin = ARGV[3] == '1', tonumber(ARGV[4])
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+        local start = now - now % window
+        local finish = start + window
+        local stored = redis.call('HMGET', KEYS[1], 'w', 'n')
+        local count = 0
+        local fresh = not (stored[1] and tonumber(stored[1]) == start)
+        if not fresh then
+            count = tonumber(stored[2])
+        end
+        local result = {0, finish - now}
+        for i = 5, #ARGV do
+            local permits = tonumber(ARGV[i])
+            if count + permits <= limit then
+                count = count + permits
+                result[#result + 1] = 1
+            else
+                if count_rejected then
+                    count = count + permits
+                end
+                result[#result + 1] = 0
+            end
+        end
+        result[1] = count
+        redis.call('HSET', KEYS[1], 'w', string.format('%.0f', start), 'n', string.format('%.0f', count))
+        if fresh then
+            redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.ceil(finish / 1000) + margin))
+        end
+        return result
+        """;
+
     public static RedisScript Acquire { get; } = new(AcquireText);
+
+    public static RedisScript AcquireBatch { get; } = new(AcquireBatchText);
 }

@@ -13,12 +13,14 @@ internal sealed class PgRateLimitMetrics : IDisposable
     private readonly Counter<long> _errors;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _degraded;
+    private readonly Histogram<int> _batchSize;
 
     public PgRateLimitMetrics(IMeterFactory? meterFactory)
     {
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(PgFirstMetricNames.RateLimitMeter) ?? new Meter(PgFirstMetricNames.RateLimitMeter);
         _decisions = _meter.CreateCounter<long>("pgratelimit.decisions", "{decision}", "Decisions by result: acquired, rejected, rejected_local, degraded_local (admitted by the instance's local window), degraded_local_rejected, degraded_closed.");
+        _batchSize = _meter.CreateHistogram<int>("pgratelimit.batch.size", "{decision}", "Decisions of one partition coalesced into one store call (only calls that carried queued decisions).");
         _degraded = _meter.CreateCounter<long>("pgratelimit.degraded", "{decision}", "Decisions the store did not make, by cause: timeout, error, overdue (MaxOverdueStoreCalls reached).");
         _saved = _meter.CreateCounter<long>("pgratelimit.round_trips_saved", "{round_trip}", "Decisions answered locally because the window was known to be exhausted.");
         _errors = _meter.CreateCounter<long>("pgratelimit.errors", "{error}", "Store errors and timeouts.");
@@ -30,6 +32,8 @@ internal sealed class PgRateLimitMetrics : IDisposable
 
     public void Degraded(string policy, string cause) =>
         _degraded.Add(1, new KeyValuePair<string, object?>("pgratelimit.policy", policy), new KeyValuePair<string, object?>("pgratelimit.cause", cause));
+
+    public void BatchSize(string policy, int size) => _batchSize.Record(size, new KeyValuePair<string, object?>("pgratelimit.policy", policy));
 
     public void Saved(string policy) => _saved.Add(1, new KeyValuePair<string, object?>("pgratelimit.policy", policy));
 
