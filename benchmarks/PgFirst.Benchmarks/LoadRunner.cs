@@ -24,6 +24,7 @@ namespace PgFirst.Benchmarks;
 internal static partial class LoadRunner
 {
     private const string ThroughPgBouncer = "through PgBouncer (transaction)";
+    private const string HotPartitionGroup = "rate limit, one hot partition";
     private const string DirectUnprepared = "direct, unprepared (Pooler=Transaction, no pooler)";
     private const string LoggedGetGroup = "cache get 1 KiB, LOGGED table";
     private static string Schema = "bench_load";
@@ -208,8 +209,13 @@ internal static partial class LoadRunner
         Load("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
         Load("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
         Load("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
+        Load("rate limit, 1,000 partitions: PgRateLimit, uncoalesced", () => Step.RateLimitAsync(redis: false, coalesce: false)),
         Load("rate limit, 1,000 partitions: Redis twin", () => Step.RateLimitAsync(redis: true)),
         Load($"rate limit, 1,000 partitions: PgRateLimit {ThroughPgBouncer}", () => Step.RateLimitAsync(redis: false, Topology.PgBouncer)),
+        Load($"{HotPartitionGroup}: PgRateLimit", () => Step.RateLimitAsync(redis: false, partitions: 1)),
+        Load($"{HotPartitionGroup}: PgRateLimit, uncoalesced", () => Step.RateLimitAsync(redis: false, partitions: 1, coalesce: false)),
+        Load($"{HotPartitionGroup}: Redis twin", () => Step.RateLimitAsync(redis: true, partitions: 1)),
+        Load($"{HotPartitionGroup}: Redis twin, uncoalesced", () => Step.RateLimitAsync(redis: true, partitions: 1, coalesce: false)),
         Load("session read-only request: raw prepared SELECT", () => Step.RawSessionSelectAsync()),
         Load("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
         Load("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
@@ -259,6 +265,7 @@ internal static partial class LoadRunner
         new("enqueue→start p50 ≤ 5 ms at light load, wake-up through NOTIFY", LatencyGroup, "PgQueue", null, [DrainWorkers], 5_000, TargetKind.AbsoluteP50AtMost),
         new("cache get through PgBouncer (transaction mode) ≥ 85 % of direct", "cache get 1 KiB", $"PgCache {ThroughPgBouncer}", "PgCache", [8], 0.85, TargetKind.ThroughputAtLeast),
         new("cache set through PgBouncer (transaction mode) ≥ 85 % of direct", "cache set 1 KiB", $"PgCache {ThroughPgBouncer}", "PgCache", [8], 0.85, TargetKind.ThroughputAtLeast),
+        new("hot partition, coalesced decisions ≥ 3 × uncoalesced at 32 callers", HotPartitionGroup, "PgRateLimit", "PgRateLimit, uncoalesced", [32], 3.0, TargetKind.ThroughputAtLeast),
         new("rate-limit decision through PgBouncer (transaction mode) ≥ 85 % of direct", "rate limit, 1,000 partitions", $"PgRateLimit {ThroughPgBouncer}", "PgRateLimit", [8], 0.85, TargetKind.ThroughputAtLeast),
         new("session read-only request through PgBouncer (transaction mode) ≥ 85 % of direct", "session read-only request", $"PgSessions {ThroughPgBouncer}", "PgSessions", [8], 0.85, TargetKind.ThroughputAtLeast),
         new("session modifying request through PgBouncer (transaction mode) ≥ 85 % of direct", "session modifying request", $"PgSessions {ThroughPgBouncer}", "PgSessions", [8], 0.85, TargetKind.ThroughputAtLeast),
@@ -452,7 +459,7 @@ internal static partial class LoadRunner
                 dataSource.DisposeAsync));
         }
 
-        public static async Task<Step> RateLimitAsync(bool redis, Topology topology = Topology.Direct)
+        public static async Task<Step> RateLimitAsync(bool redis, Topology topology = Topology.Direct, int partitions = 1000, bool coalesce = true)
         {
             IPgRateLimitStore store;
             Func<ValueTask> dispose;
@@ -479,7 +486,8 @@ internal static partial class LoadRunner
                 // reported when the step ends.
                 Timeout = TimeSpan.FromMilliseconds(int.Parse(Environment.GetEnvironmentVariable("PGFIRST_BENCH_RL_TIMEOUT_MS") ?? "5000", CultureInfo.InvariantCulture)),
             };
-            var limiters = Enumerable.Range(0, 1000).Select(p => new PgFixedWindowRateLimiter(store, "load", Partition(p), policy)).ToArray();
+            policy.CoalesceDecisions = coalesce;
+            var limiters = Enumerable.Range(0, partitions).Select(p => new PgFixedWindowRateLimiter(store, partitions == 1 ? "hot-" + Guid.NewGuid().ToString("N") : "load", Partition(p), policy)).ToArray();
             long degraded = 0;
             return new Step(
                 async i =>
