@@ -411,6 +411,7 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
             },
             CancellationToken)));
 
+        TestContext.Current.TestOutputHelper?.WriteLine($"cold burst: {admitted} of {attempts} admitted (limit 100, bound {100 + (4 * policy.DegradedPermitLimit)})");
         Assert.Equal(4 * 32 * 20, attempts);
         Assert.Equal(25, policy.DegradedPermitLimit);
         Assert.InRange(admitted, 1, 100 + (4 * policy.DegradedPermitLimit));
