@@ -115,14 +115,7 @@ public sealed class RedisSessionBackend : IPgSessionBackend
     /// <exception cref="RedisException">Redis is unreachable, timed out or failed the script.</exception>
     public async ValueTask<long?> UpdateAsync(PgSessionUpdate update, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(update);
-        ValidateKeyHash(update.KeyHash, nameof(update));
-        ValidateKeyHash(update.NewKeyHash, nameof(update));
-        PgTenantId.Validate(update.TenantId, nameof(update));
-        ArgumentNullException.ThrowIfNull(update.Data, nameof(update));
-        cancellationToken.ThrowIfCancellationRequested();
-        var scope = Scope(update.TenantId);
-        RedisKey[] keys = [SessionKey(scope, update.KeyHash), SessionKey(scope, update.NewKeyHash)];
+        var (scope, keys) = UpdateKeys(update, cancellationToken);
         RedisValue[] arguments =
         [
             scope,
@@ -148,15 +141,8 @@ public sealed class RedisSessionBackend : IPgSessionBackend
     /// <exception cref="RedisException">Redis is unreachable, timed out or failed the script.</exception>
     public async ValueTask<PgSessionCommitResult> CommitAsync(PgSessionUpdate update, PgSessionChanges changes, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(update);
         ArgumentNullException.ThrowIfNull(changes);
-        ValidateKeyHash(update.KeyHash, nameof(update));
-        ValidateKeyHash(update.NewKeyHash, nameof(update));
-        PgTenantId.Validate(update.TenantId, nameof(update));
-        ArgumentNullException.ThrowIfNull(update.Data, nameof(update));
-        cancellationToken.ThrowIfCancellationRequested();
-        var scope = Scope(update.TenantId);
-        RedisKey[] keys = [SessionKey(scope, update.KeyHash), SessionKey(scope, update.NewKeyHash)];
+        var (scope, keys) = UpdateKeys(update, cancellationToken);
         var arguments = new RedisValue[14 + (2 * changes.Items.Count)];
         arguments[0] = scope;
         arguments[1] = Microseconds(update.Now);
@@ -309,6 +295,19 @@ public sealed class RedisSessionBackend : IPgSessionBackend
     {
         cancellationToken.ThrowIfCancellationRequested();
         await _connection.GetDatabase().PingAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    // The checks and keys of both writes: the session's key and the key it lives under from now on.
+    private (string Scope, RedisKey[] Keys) UpdateKeys(PgSessionUpdate update, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        ValidateKeyHash(update.KeyHash, nameof(update));
+        ValidateKeyHash(update.NewKeyHash, nameof(update));
+        PgTenantId.Validate(update.TenantId, nameof(update));
+        ArgumentNullException.ThrowIfNull(update.Data, nameof(update));
+        cancellationToken.ThrowIfCancellationRequested();
+        var scope = Scope(update.TenantId);
+        return (scope, [SessionKey(scope, update.KeyHash), SessionKey(scope, update.NewKeyHash)]);
     }
 
     private static void ValidateKeyHash(byte[] keyHash, string paramName)

@@ -74,20 +74,78 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         });
 
     /// <inheritdoc />
-    public async ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken)
+    public ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken) =>
+        DecideAsync(
+            _sql,
+            "ratelimit_acquire",
+            request,
+            static (p, request) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = request.LimiterId, NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string> { TypedValue = request.PartitionKey, NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<int> { TypedValue = request.Permits, NpgsqlDbType = NpgsqlDbType.Integer });
+                p.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
+                p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
+                p.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
+            },
+            static async (reader, ct) =>
+            {
+                var count = await reader.IsDBNullAsync(1, ct).ConfigureAwait(false) ? 0 : reader.GetInt64(1);
+                var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, ct).ConfigureAwait(false);
+                return new PgRateLimitDecision(reader.GetBoolean(0), count, remaining);
+            },
+            cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>One prepared call of <c>{schema}.ratelimit_acquire_batch</c> (<c>sql/pgratelimit/002_ratelimit_acquire_batch.sql</c>).</remarks>
+    public ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request.Permits, nameof(request));
+        var permits = new int[request.Permits.Count];
+        for (var i = 0; i < permits.Length; i++)
+        {
+            permits[i] = request.Permits[i];
+        }
+
+        return DecideAsync(
+            _batchSql,
+            "ratelimit_acquire_batch",
+            (request, permits),
+            static (p, state) =>
+            {
+                var (request, permits) = state;
+                p.Add(new NpgsqlParameter<string> { TypedValue = request.LimiterId, NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<string> { TypedValue = request.PartitionKey, NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<int[]> { TypedValue = permits, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+                p.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
+                p.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
+                p.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
+            },
+            static async (reader, ct) =>
+            {
+                var acquired = await reader.GetFieldValueAsync<bool[]>(0, ct).ConfigureAwait(false);
+                var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, ct).ConfigureAwait(false);
+                return new PgRateLimitBatchDecision(acquired, reader.GetInt64(1), remaining);
+            },
+            cancellationToken);
+    }
+
+    // One decision statement on a pooled connection, prepared unless behind a transaction pooler; one row read.
+    private async ValueTask<T> DecideAsync<TState, T>(
+        string sql,
+        string function,
+        TState state,
+        Action<NpgsqlParameterCollection, TState> bind,
+        Func<NpgsqlDataReader, CancellationToken, Task<T>> read,
+        CancellationToken cancellationToken)
     {
         try
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            var command = new NpgsqlCommand(_sql, connection);
+            var command = new NpgsqlCommand(sql, connection);
             await using var commandScope = command.ConfigureAwait(false);
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.LimiterId, NpgsqlDbType = NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.PartitionKey, NpgsqlDbType = NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.Permits, NpgsqlDbType = NpgsqlDbType.Integer });
-            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
-            command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
-            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
+            bind(command.Parameters, state);
             if (PgPooler.PreparesStatements(_pooler))
             {
                 await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
@@ -98,58 +156,10 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
             await using var readerScope = reader.ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                throw new InvalidOperationException("ratelimit_acquire returned no row.");
+                throw new InvalidOperationException($"{function} returned no row.");
             }
 
-            var count = await reader.IsDBNullAsync(1, cancellationToken).ConfigureAwait(false) ? 0 : reader.GetInt64(1);
-            var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
-            return new PgRateLimitDecision(reader.GetBoolean(0), count, remaining);
-        }
-        catch (PostgresException ex) when (Translate(ex) is { } error)
-        {
-            throw error;
-        }
-    }
-
-    /// <inheritdoc />
-    /// <remarks>One prepared call of <c>{schema}.ratelimit_acquire_batch</c> (<c>sql/pgratelimit/002_ratelimit_acquire_batch.sql</c>).</remarks>
-    public async ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(request.Permits, nameof(request));
-        var permits = new int[request.Permits.Count];
-        for (var i = 0; i < permits.Length; i++)
-        {
-            permits[i] = request.Permits[i];
-        }
-
-        try
-        {
-            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var command = new NpgsqlCommand(_batchSql, connection);
-            await using var commandScope = command.ConfigureAwait(false);
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.LimiterId, NpgsqlDbType = NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.PartitionKey, NpgsqlDbType = NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = permits, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
-            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.PermitLimit, NpgsqlDbType = NpgsqlDbType.Integer });
-            command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = request.Window, NpgsqlDbType = NpgsqlDbType.Interval });
-            command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = request.CountRejected, NpgsqlDbType = NpgsqlDbType.Boolean });
-            if (PgPooler.PreparesStatements(_pooler))
-            {
-                await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await using var readerScope = reader.ConfigureAwait(false);
-            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                throw new InvalidOperationException("ratelimit_acquire_batch returned no row.");
-            }
-
-            var acquired = await reader.GetFieldValueAsync<bool[]>(0, cancellationToken).ConfigureAwait(false);
-            var count = reader.GetInt64(1);
-            var remaining = await reader.GetFieldValueAsync<TimeSpan>(2, cancellationToken).ConfigureAwait(false);
-            return new PgRateLimitBatchDecision(acquired, count, remaining);
+            return await read(reader, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (Translate(ex) is { } error)
         {

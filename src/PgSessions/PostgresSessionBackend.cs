@@ -177,19 +177,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
         {
             var version = await RunAsync(
                 _sql.Update,
-                p =>
-                {
-                    p.Add(Bytes(update.KeyHash));
-                    p.Add(Bytes(update.NewKeyHash));
-                    p.Add(Text(update.TenantId));
-                    p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
-                    p.Add(Bytes(update.Data));
-                    p.Add(Text(update.UserId));
-                    p.Add(Interval(update.IdleTimeout));
-                    p.Add(Time(update.AbsoluteExpiresAt));
-                    p.Add(Time(update.Now));
-                    p.Add(Interval(update.TouchInterval));
-                },
+                p => BindUpdate(p, update),
                 async (command, ct) => await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is long version ? version : (long?)null,
                 cancellationToken).ConfigureAwait(false);
             if (_replicas is not null)
@@ -233,16 +221,7 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
                 _sql.Commit,
                 p =>
                 {
-                    p.Add(Bytes(update.KeyHash));
-                    p.Add(Bytes(update.NewKeyHash));
-                    p.Add(Text(update.TenantId));
-                    p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
-                    p.Add(Bytes(update.Data));
-                    p.Add(Text(update.UserId));
-                    p.Add(Interval(update.IdleTimeout));
-                    p.Add(Time(update.AbsoluteExpiresAt));
-                    p.Add(Time(update.Now));
-                    p.Add(Interval(update.TouchInterval));
+                    BindUpdate(p, update);
                     p.Add(Bool(changes.Cleared));
                     p.Add(new NpgsqlParameter<byte[][]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
                     p.Add(new NpgsqlParameter<byte[]?[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
@@ -457,6 +436,21 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
 
     private Exception? Translate(PostgresException ex) =>
         (Exception?)PgPooler.TryTranslate(ex, _pooler, _schemaName) ?? PgSchemaErrors.TryTranslate(ex, SchemaModule, _schemaName);
+
+    // $1–$10 of both writes: the session as this request would store it.
+    private static void BindUpdate(NpgsqlParameterCollection p, PgSessionUpdate update)
+    {
+        p.Add(Bytes(update.KeyHash));
+        p.Add(Bytes(update.NewKeyHash));
+        p.Add(Text(update.TenantId));
+        p.Add(new NpgsqlParameter<long> { TypedValue = update.ExpectedVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
+        p.Add(Bytes(update.Data));
+        p.Add(Text(update.UserId));
+        p.Add(Interval(update.IdleTimeout));
+        p.Add(Time(update.AbsoluteExpiresAt));
+        p.Add(Time(update.Now));
+        p.Add(Interval(update.TouchInterval));
+    }
 
     private static NpgsqlParameter<byte[]> Bytes(byte[] value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Bytea };
 
