@@ -111,6 +111,37 @@ internal static class RedisSessionScripts
             end
         end
 
+        -- Stores a live session read from `key` (its id and old user given) under `target` at `version`, touched at
+        -- now (ARGV[2]), with its indexes; returns the version, or nil when a live session already holds `target` (a
+        -- key hash collision, which random keys never produce), having changed nothing.
+        local function write(key, target, now, margin, id, old_user, version, data, user, idle, abs)
+            local moved = target ~= key
+            if moved then
+                local other = redis.call('HMGET', target, 'id', 'user', 'seen', 'idle', 'abs')
+                if other[1] then
+                    if expires_at(other[3], other[4], other[5]) > now then
+                        return nil
+                    end
+                    forget(target, other[1], other[2])
+                end
+                redis.call('RENAME', key, target)
+            end
+            if old_user and (moved or old_user ~= user) then
+                redis.call('SREM', user_key(old_user), member_of(key))
+            end
+            redis.call('HSET', target, 'v', ms(version), 'data', data, 'seen', ARGV[2], 'idle', idle, 'abs', abs)
+            if user then
+                redis.call('HSET', target, 'user', user)
+            else
+                redis.call('HDEL', target, 'user')
+            end
+            keep(target, id, user, ttl_of(expires_at(ARGV[2], idle, abs), now, margin))
+            if user then
+                prune(user_key(user), user)
+            end
+            return version
+        end
+
         """;
 
     // KEYS[1]: the session. ARGV[2] now, [3] touch interval µs, [4] margin ms. Returns false (nil) unless live, else
@@ -170,30 +201,9 @@ internal static class RedisSessionScripts
         if not h[1] or tonumber(h[3]) ~= tonumber(ARGV[4]) or expires_at(h[4], h[5], h[6]) <= now then
             return false
         end
-        local moved = target ~= key
-        if moved then
-            local other = redis.call('HMGET', target, 'id', 'user', 'seen', 'idle', 'abs')
-            if other[1] then
-                if expires_at(other[3], other[4], other[5]) > now then
-                    return redis.error_reply('ERR PgFirst session key hash already holds a live session')
-                end
-                forget(target, other[1], other[2])
-            end
-            redis.call('RENAME', key, target)
-        end
-        if h[2] and (moved or h[2] ~= user) then
-            redis.call('SREM', user_key(h[2]), member_of(key))
-        end
-        local version = tonumber(h[3]) + 1
-        redis.call('HSET', target, 'v', ms(version), 'data', ARGV[5], 'seen', ARGV[2], 'idle', ARGV[7], 'abs', ARGV[8])
-        if user then
-            redis.call('HSET', target, 'user', user)
-        else
-            redis.call('HDEL', target, 'user')
-        end
-        keep(target, h[1], user, ttl_of(expires_at(ARGV[2], ARGV[7], ARGV[8]), now, margin))
-        if user then
-            prune(user_key(user), user)
+        local version = write(key, target, now, margin, h[1], h[2], tonumber(h[3]) + 1, ARGV[5], user, ARGV[7], ARGV[8])
+        if not version then
+            return redis.error_reply('ERR PgFirst session key hash already holds a live session')
         end
         return version
         """;
@@ -301,30 +311,9 @@ internal static class RedisSessionScripts
             end
         end
 
-        local moved = target ~= key
-        if moved then
-            local other = redis.call('HMGET', target, 'id', 'user', 'seen', 'idle', 'abs')
-            if other[1] then
-                if expires_at(other[3], other[4], other[5]) > now then
-                    return redis.error_reply('ERR PgFirst session key hash already holds a live session')
-                end
-                forget(target, other[1], other[2])
-            end
-            redis.call('RENAME', key, target)
-        end
-        if h[2] and (moved or h[2] ~= user) then
-            redis.call('SREM', user_key(h[2]), member_of(key))
-        end
-        local version = tonumber(h[3]) + 1
-        redis.call('HSET', target, 'v', ms(version), 'data', data, 'seen', ARGV[2], 'idle', idle, 'abs', abs)
-        if user then
-            redis.call('HSET', target, 'user', user)
-        else
-            redis.call('HDEL', target, 'user')
-        end
-        keep(target, h[1], user, ttl_of(expires_at(ARGV[2], idle, abs), now, margin))
-        if user then
-            prune(user_key(user), user)
+        local version = write(key, target, now, margin, h[1], h[2], tonumber(h[3]) + 1, data, user, idle, abs)
+        if not version then
+            return redis.error_reply('ERR PgFirst session key hash already holds a live session')
         end
         if not merged then
             return {0, version}
