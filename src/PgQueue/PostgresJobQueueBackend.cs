@@ -351,7 +351,10 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     /// <param name="transaction">The caller's open transaction on the job store's database.</param>
     /// <param name="job">The job and its lease token.</param>
     /// <param name="now">The finish time.</param>
-    /// <param name="deleteAfter">When the finished row may be deleted.</param>
+    /// <param name="deleteAfter">
+    /// When the finished row may be deleted; not later than <paramref name="now"/> (SucceededRetention 0) deletes the
+    /// job without a history row, as the batched completion does.
+    /// </param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when the completion is part of the transaction.</returns>
     /// <exception cref="JobLeaseLostException">The token is stale.</exception>
@@ -359,12 +362,17 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     {
         ArgumentNullException.ThrowIfNull(transaction);
         var connection = transaction.Connection ?? throw new ArgumentException("The transaction is already finished.", nameof(transaction));
-        var command = new NpgsqlCommand(_sql.CompleteOne, connection, transaction);
+        // As the batched path: kept in job_finished only with a retention (deleteAfter later than now), else deleted.
+        var keep = deleteAfter > now;
+        var command = new NpgsqlCommand(keep ? _sql.CompleteOne : _sql.CompleteOneDelete, connection, transaction);
         await using var commandScope = command.ConfigureAwait(false);
         command.Parameters.Add(Long(job.Id));
         command.Parameters.Add(Long(job.Lease));
-        command.Parameters.Add(Time(now));
-        command.Parameters.Add(Time(deleteAfter));
+        if (keep)
+        {
+            command.Parameters.Add(Time(now));
+            command.Parameters.Add(Time(deleteAfter));
+        }
         int rows;
         try
         {

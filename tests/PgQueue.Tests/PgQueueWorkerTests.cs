@@ -109,6 +109,25 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
         Assert.Equal(["commit"], journal.Handled.Select(h => h.Value));
     }
 
+    // Regression: a job completed inside the handler's transaction always wrote a history row, even with
+    // SucceededRetention 0 (10,000 jobs left 4,384 rows in job_finished), while the batched path deleted it.
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(1, 20)]
+    public async Task CompleteInTransaction_FollowsSucceededRetention_AsTheBatchedPathDoes(int retentionHours, int finishedRows)
+    {
+        await ExecuteAsync("CREATE TABLE {0}.effect (job_id bigint NOT NULL)");
+        var host = await StartAsync(o => o.SucceededRetention = TimeSpan.FromHours(retentionHours), q => q.AddHandler<Work, TransactionalHandler>());
+        var journal = host.Services.GetRequiredService<Journal>();
+        await host.Services.GetRequiredService<IJobQueue>().EnqueueManyAsync(Enumerable.Range(0, 20).Select(i => new Work("t" + i)), cancellationToken: Ct);
+
+        await QueueTestHost.WaitUntilAsync(() => journal.Count >= 20, "all 20 are handled");
+        await QueueTestHost.WaitUntilAsync(async () => await ScalarAsync("SELECT count(*) FROM {0}.job") == 0, "none is left in the job table");
+
+        Assert.Equal(20, await ScalarAsync("SELECT count(*) FROM {0}.effect"));
+        Assert.Equal(finishedRows, await ScalarAsync("SELECT count(*) FROM {0}.job_finished"));
+    }
+
     [Fact]
     public async Task PollOnlyMode_HandlesJobsWithoutListenNotify()
     {

@@ -99,6 +99,14 @@ internal sealed class PgQueueSql(string schemaName)
         FROM done
         """;
 
+    // The same inside the caller's transaction without retention (SucceededRetention = 0): the row is simply deleted,
+    // as the batched path does.
+    public string CompleteOneDelete => $"""
+        DELETE FROM {_schema}.job AS j
+        WHERE j.id = $1
+          AND j.lease = $2
+        """;
+
     public string Retry => $"""
         UPDATE {_schema}.job AS j
         SET state = CASE WHEN $3 <= $6 THEN 0 ELSE 2 END,
