@@ -11,6 +11,7 @@ internal sealed partial class PgRateLimitWarmUp(PgRateLimitRuntime runtime, IOpt
 {
     private readonly CancellationTokenSource _stopping = new();
     private Task? _background;
+    private volatile bool _disposed;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -38,8 +39,14 @@ internal sealed partial class PgRateLimitWarmUp(PgRateLimitRuntime runtime, IOpt
         _background = Task.Run(() => RetryAsync(settings.WarmUpConnections, _stopping.Token), CancellationToken.None);
     }
 
+    // A host may stop its services again after disposing them (test factories do): then there is nothing to stop.
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_background is { } background)
         {
@@ -47,7 +54,11 @@ internal sealed partial class PgRateLimitWarmUp(PgRateLimitRuntime runtime, IOpt
         }
     }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        _disposed = true;
+        _stopping.Dispose();
+    }
 
     private async Task RetryAsync(int connections, CancellationToken stopping)
     {
