@@ -71,8 +71,10 @@ public sealed class PgQueueOptions
 
     /// <summary>
     /// Gets or sets how long succeeded jobs are kept in <c>job_finished</c> for inspection. Zero deletes a job in the
-    /// statement that acknowledges it, which is the cheapest path: keeping a history costs a row insert per job (about
-    /// 30 % of drain throughput in the benchmark). Metrics and traces record succeeded jobs either way.
+    /// statement that acknowledges it, whether the worker acknowledges it in a batch or the handler completes it in
+    /// its own transaction (<see cref="JobContext.CompleteAsync(Npgsql.NpgsqlTransaction, CancellationToken)"/>).
+    /// That is the cheapest path: keeping a history costs a row insert per job (about 30 % of drain throughput in the
+    /// benchmark). Metrics and traces record succeeded jobs either way.
     /// <value>The default is zero (not kept).</value>
     /// </summary>
     public TimeSpan SucceededRetention { get; set; }

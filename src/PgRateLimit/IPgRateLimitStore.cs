@@ -74,9 +74,25 @@ public interface IPgRateLimitStore
     ValueTask WarmUpAsync(int connections, CancellationToken cancellationToken) => PingAsync(cancellationToken);
 
     /// <summary>
+    /// <see cref="AcquireAsync(PgRateLimitRequest, CancellationToken)"/>, calling <paramref name="connected"/> once the
+    /// store has the connection the decision runs on, so that the time to open a new one is not counted against the
+    /// policy's <see cref="PgFixedWindowRateLimiterOptions.Timeout"/> (see
+    /// <see cref="PgFixedWindowRateLimiterOptions.ConnectTimeout"/>). The default implementation calls it at once.
+    /// </summary>
+    /// <param name="request">The request.</param>
+    /// <param name="connected">Called once, when the decision's statement is about to be sent; may be <see langword="null"/>.</param>
+    /// <param name="cancellationToken">The token to cancel the decision.</param>
+    /// <returns>The decision.</returns>
+    ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, Action? connected, CancellationToken cancellationToken)
+    {
+        connected?.Invoke();
+        return AcquireAsync(request, cancellationToken);
+    }
+
+    /// <summary>
     /// Decides several requests of one partition in one atomic operation, in arrival order, exactly as if each had been
-    /// asked with <see cref="AcquireAsync"/> one after the other: a hot partition costs one round trip per batch
-    /// instead of one per request. The default implementation asks <see cref="AcquireAsync"/> once per request (correct,
+    /// asked with <see cref="AcquireAsync(PgRateLimitRequest, CancellationToken)"/> one after the other: a hot partition costs one round trip per batch
+    /// instead of one per request. The default implementation asks <see cref="AcquireAsync(PgRateLimitRequest, CancellationToken)"/> once per request (correct,
     /// without the saving); the PostgreSQL and Redis stores make it one statement or script.
     /// </summary>
     /// <param name="request">The decisions.</param>

@@ -160,13 +160,32 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             // on a new connection for every late decision, which under load turns a slow store into a stalled one.
             // Late calls are counted until they end, and MaxOverdueStoreCalls caps them. The caller's token cancels
             // its wait only: with coalescing, one store call may answer several callers.
-            var call = StartDecision(permitCount, out var ownCall);
+            var connectGrace = _options.ConnectTimeout > TimeSpan.Zero && !_shared.Failing;
+            var connected = connectGrace ? new ConnectedSignal() : null;
+            var call = StartDecision(permitCount, connected, out var ownCall);
             PgRateLimitDecision decision;
             try
             {
-                decision = call.IsCompletedSuccessfully
-                    ? await call.ConfigureAwait(false)
-                    : await call.WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
+                if (call.IsCompletedSuccessfully)
+                {
+                    decision = await call.ConfigureAwait(false);
+                }
+                else if (!connectGrace || (ownCall && connected!.Task.IsCompleted))
+                {
+                    // No grace, or the connection was there at once (an idle pooled one): the statement has Timeout.
+                    decision = await call.WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
+                }
+                else if (ownCall)
+                {
+                    // Opening a new connection is not a store timeout: wait for it (at most ConnectTimeout), then the
+                    // statement gets the whole Timeout.
+                    await Task.WhenAny(call, connected!.Task).WaitAsync(_options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                    decision = await call.WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    decision = await call.WaitAsync(_options.Timeout + _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -179,9 +198,11 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
                     _shared.TrackOverdue(call);
                 }
 
+                _shared.CallFailed();
                 return Degraded(permitCount, ex is TimeoutException ? "timeout" : "error", ex);
             }
 
+            _shared.CallSucceeded();
             _metrics.Duration(_policyName, started);
 
             // The window's end is kept on our monotonic clock from the store's own "time left", so app-clock skew
@@ -213,12 +234,12 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
     // decisions queue and go together in the next call (one statement or script deciding them in arrival order), so a
     // hot partition costs one round trip per batch and each instance has at most one call per partition on the store.
     // ownCall: whether the returned task is this decision's own store call (tracked if it outlives the timeout).
-    private Task<PgRateLimitDecision> StartDecision(int permitCount, out bool ownCall)
+    private Task<PgRateLimitDecision> StartDecision(int permitCount, ConnectedSignal? connected, out bool ownCall)
     {
         ownCall = true;
         if (!_options.CoalesceDecisions)
         {
-            return _store.AcquireAsync(Request(permitCount), CancellationToken.None).AsTask();
+            return _store.AcquireAsync(Request(permitCount), connected is null ? null : connected.Set, CancellationToken.None).AsTask();
         }
 
         lock (_batchGate)
@@ -236,14 +257,14 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
             _storeCallRunning = true;
         }
 
-        return CallThenHandOverAsync(permitCount);
+        return CallThenHandOverAsync(permitCount, connected);
     }
 
-    private async Task<PgRateLimitDecision> CallThenHandOverAsync(int permitCount)
+    private async Task<PgRateLimitDecision> CallThenHandOverAsync(int permitCount, ConnectedSignal? connected)
     {
         try
         {
-            return await _store.AcquireAsync(Request(permitCount), CancellationToken.None).ConfigureAwait(false);
+            return await _store.AcquireAsync(Request(permitCount), connected is null ? null : connected.Set, CancellationToken.None).ConfigureAwait(false);
         }
         finally
         {
@@ -280,6 +301,7 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
                 if (next.Count == 1)
                 {
                     next[0].Result.TrySetResult(await _store.AcquireAsync(Request(next[0].Permits), CancellationToken.None).ConfigureAwait(false));
+                    _shared.CallSucceeded();
                     continue;
                 }
 
@@ -301,9 +323,13 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
                 {
                     next[i].Result.TrySetResult(new PgRateLimitDecision(decisions.Acquired[i], decisions.Count, decisions.WindowRemaining));
                 }
+
+                // Its waiters may have stopped waiting; the store answered all the same.
+                _shared.CallSucceeded();
             }
             catch (Exception ex)
             {
+                _shared.CallFailed();
                 foreach (var waiter in next)
                 {
                     waiter.Result.TrySetException(ex);
@@ -450,6 +476,18 @@ public sealed partial class PgFixedWindowRateLimiter : RateLimiter
         new(false, retryAfter, new Info(_policyName, _options.PermitLimit, 0, _options.Window, retryAfter), reason);
 
     private sealed record WindowState(long EndsAt, long Count);
+
+    // Completed when the store has the connection a decision runs on.
+    private sealed class ConnectedSignal
+    {
+        private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+#pragma warning disable VSTHRD003 // The store completes it; nothing waits on a context.
+        public Task Task => _connected.Task;
+#pragma warning restore VSTHRD003
+
+        public void Set() => _connected.TrySetResult();
+    }
 
     private sealed class Waiter(int permits)
     {

@@ -50,6 +50,17 @@ public sealed class PgFixedWindowRateLimiterOptions
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
+    /// Gets or sets how long a decision may wait, beyond <see cref="Timeout"/>, for the store to open a new connection
+    /// while the store is healthy (its last call succeeded): a cold pool at start-up, a scale-out or a pool growing
+    /// under a burst is not a store timeout. Once a call fails or times out, connection time counts against
+    /// <see cref="Timeout"/> again until a call succeeds, so an outage that breaks connections does not make every
+    /// decision wait this long. Decisions queued behind a running call of their partition (see
+    /// <see cref="CoalesceDecisions"/>) may wait <see cref="Timeout"/> plus this while the store is healthy.
+    /// </summary>
+    /// <value>The default is 1 second. Must be between 0 (connection time always counts) and 30 seconds.</value>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Gets or sets how many decisions that outlived <see cref="Timeout"/> may still be running on the store before this
     /// policy's decisions stop asking it and apply <see cref="FailureMode"/> at once, until those calls finish.
     /// </summary>
@@ -127,6 +138,11 @@ public sealed class PgFixedWindowRateLimiterOptions
         if (Timeout < TimeSpan.FromMilliseconds(1) || Timeout > TimeSpan.FromSeconds(30))
         {
             failures.Add($"Timeout must be between 1 ms and 30 s (was {Timeout})");
+        }
+
+        if (ConnectTimeout < TimeSpan.Zero || ConnectTimeout > TimeSpan.FromSeconds(30))
+        {
+            failures.Add($"ConnectTimeout must be between 0 and 30 s (was {ConnectTimeout})");
         }
 
         if (MaxOverdueStoreCalls is < 1 or > 10_000)

@@ -75,9 +75,15 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
 
     /// <inheritdoc />
     public ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken) =>
+        AcquireAsync(request, null, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks><paramref name="connected"/> is called once the pooled connection is open, before the statement.</remarks>
+    public ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, Action? connected, CancellationToken cancellationToken) =>
         DecideAsync(
             _sql,
             "ratelimit_acquire",
+            connected,
             request,
             static (p, request) =>
             {
@@ -110,6 +116,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         return DecideAsync(
             _batchSql,
             "ratelimit_acquire_batch",
+            null,
             (request, permits),
             static (p, state) =>
             {
@@ -134,6 +141,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
     private async ValueTask<T> DecideAsync<TState, T>(
         string sql,
         string function,
+        Action? connected,
         TState state,
         Action<NpgsqlParameterCollection, TState> bind,
         Func<NpgsqlDataReader, CancellationToken, Task<T>> read,
@@ -143,6 +151,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
+            connected?.Invoke();
             var command = new NpgsqlCommand(sql, connection);
             await using var commandScope = command.ConfigureAwait(false);
             bind(command.Parameters, state);

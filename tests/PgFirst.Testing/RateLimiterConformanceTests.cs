@@ -383,6 +383,75 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
         Assert.Equal(32, uncoalesced.Calls);
     }
 
+    // A decision that has to wait for a new connection (cold pool, scale-out) is not a store timeout while the store is
+    // healthy: the statement gets the whole Timeout once connected.
+    [Fact]
+    public async Task NewConnectionSlowerThanTheTimeout_IsNotAStoreTimeout_WhileTheStoreIsHealthy()
+    {
+        var store = new SlowToConnectStore(CreateStore(), TimeSpan.FromMilliseconds(300));
+        using var limiter = new PgFixedWindowRateLimiter(store, "connect", "k", Policy(10, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(100);
+            o.FailureMode = PgRateLimitFailureMode.FailClosed;
+        }));
+
+        using var lease = await limiter.AcquireAsync(1, CancellationToken);
+
+        Assert.True(lease.IsAcquired);
+        Assert.True(lease.TryGetMetadata(PgRateLimitMetadata.Policy, out _), "The store made the decision.");
+    }
+
+    [Fact]
+    public async Task NewConnectionTime_CountsAgainstTheTimeout_AfterAFailure_UntilACallSucceeds_AndWithConnectTimeoutZero()
+    {
+        var (host, port) = ServerEndpoint;
+        await using var proxy = new TcpProxy(host, port);
+        proxy.GoDown();
+        var store = new SlowToConnectStore(CreateStoreThrough(proxy), TimeSpan.FromMilliseconds(300));
+        using var limiter = new PgFixedWindowRateLimiter(store, "connect-failing", "k", Policy(1_000, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(150);
+            o.ConnectTimeout = TimeSpan.FromSeconds(5);
+            o.FailureMode = PgRateLimitFailureMode.FailClosed;
+        }));
+        using (var down = await limiter.AcquireAsync(1, CancellationToken))
+        {
+            Assert.False(down.IsAcquired);
+        }
+
+        // The store failed: a slow connection now counts, so this decision times out (fail-closed) although the
+        // store is back; its call still ends well and clears the failure.
+        proxy.ComeBack();
+        using (var counted = await limiter.AcquireAsync(1, CancellationToken))
+        {
+            Assert.False(counted.IsAcquired);
+            Assert.True(counted.TryGetMetadata(MetadataName.ReasonPhrase, out var reason));
+            Assert.Contains("unavailable", reason, StringComparison.Ordinal);
+        }
+
+        // Once a (late) call has succeeded, the grace is back: the store decides (fail-closed admits only through the
+        // store, and the limit of 1,000 is far off), although its connection again takes longer than the timeout.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        RateLimitLease recovered;
+        while (!(recovered = await limiter.AcquireAsync(1, CancellationToken)).IsAcquired)
+        {
+            recovered.Dispose();
+            Assert.True(DateTime.UtcNow < deadline, "No decision made by the store 30 s after it came back.");
+            await Task.Delay(100, CancellationToken);
+        }
+
+        recovered.Dispose();
+
+        using var strict = new PgFixedWindowRateLimiter(new SlowToConnectStore(CreateStore(), TimeSpan.FromMilliseconds(300)), "connect-strict", "k", Policy(10, Day, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(100);
+            o.ConnectTimeout = TimeSpan.Zero;
+            o.FailureMode = PgRateLimitFailureMode.FailClosed;
+        }));
+        using var timedOut = await strict.AcquireAsync(1, CancellationToken);
+        Assert.False(timedOut.IsAcquired);
+    }
+
     // The scenario: four instances start cold (their own data sources, no connection open yet) and 32 callers
     // each hit one partition at once, with the default Timeout (250 ms) and FailOpen. Before, decisions that waited for
     // new connections timed out and were admitted without limit (3,864 of a limit of 100 in one run). Now an instance
@@ -691,6 +760,28 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
                 Interlocked.Decrement(ref _running);
             }
         }
+    }
+
+    /// <summary>A real store whose connections take <paramref name="delay"/> to open (a decorator, not a mock).</summary>
+    private sealed class SlowToConnectStore(IPgRateLimitStore inner, TimeSpan delay) : IPgRateLimitStore
+    {
+        public ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, CancellationToken cancellationToken) =>
+            AcquireAsync(request, null, cancellationToken);
+
+        public async ValueTask<PgRateLimitDecision> AcquireAsync(PgRateLimitRequest request, Action? connected, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            connected?.Invoke();
+            return await inner.AcquireAsync(request, cancellationToken);
+        }
+
+        public async ValueTask<PgRateLimitBatchDecision> AcquireBatchAsync(PgRateLimitBatchRequest request, CancellationToken cancellationToken)
+        {
+            await Task.Delay(delay, cancellationToken);
+            return await inner.AcquireBatchAsync(request, cancellationToken);
+        }
+
+        public ValueTask PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
     }
 
     /// <summary>Counts the calls that reach a real store (a decorator, not a mock).</summary>

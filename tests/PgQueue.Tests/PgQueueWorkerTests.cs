@@ -126,6 +126,8 @@ public sealed class PgQueueWorkerTests(PostgresServer server) : QueueWorkerConfo
 
         Assert.Equal(20, await ScalarAsync("SELECT count(*) FROM {0}.effect"));
         Assert.Equal(finishedRows, await ScalarAsync("SELECT count(*) FROM {0}.job_finished"));
+        // A kept row follows the batched path's rule too: succeeded, deletable one retention after it finished.
+        Assert.Equal(finishedRows, await ScalarAsync($"SELECT count(*) FROM {{0}}.job_finished WHERE state = 3 AND delete_after = finished_at + interval '{retentionHours} hours'"));
     }
 
     [Fact]

@@ -16,7 +16,23 @@ internal sealed class SharedStoreState
 
     public static SharedStoreState For(IPgRateLimitStore store) => ByStore.GetValue(store, static _ => new SharedStoreState());
 
+    private int _failing;
+
     public int OverdueCalls => Volatile.Read(ref _overdue);
+
+    // Whether the last call on this store failed or timed out (until one succeeds): then a decision's wait for a new
+    // connection counts against its timeout, so an outage does not make every decision wait ConnectTimeout.
+    public bool Failing => Volatile.Read(ref _failing) != 0;
+
+    public void CallSucceeded()
+    {
+        if (Volatile.Read(ref _failing) != 0)
+        {
+            Volatile.Write(ref _failing, 0);
+        }
+    }
+
+    public void CallFailed() => Volatile.Write(ref _failing, 1);
 
     // Counts the call until it ends, however it ends; its error, if any, is observed here (its caller has gone).
     public void TrackOverdue(Task call)
@@ -26,7 +42,13 @@ internal sealed class SharedStoreState
             static (ended, state) =>
             {
                 _ = ended.Exception;
-                Interlocked.Decrement(ref ((SharedStoreState)state!)._overdue);
+                var shared = (SharedStoreState)state!;
+                Interlocked.Decrement(ref shared._overdue);
+                if (ended.IsCompletedSuccessfully)
+                {
+                    // A late answer is still an answer: the store works, only slowly.
+                    shared.CallSucceeded();
+                }
             },
             this,
             CancellationToken.None,
