@@ -452,21 +452,9 @@ public abstract class SessionConformanceTests : IAsyncLifetime
     public async Task MergedSessionOverTheLimit_FailsTheRequest_AndStoresNoneOfItsChanges()
     {
         // Through Kestrel: a commit that fails just before the response starts makes the server answer 500.
-        var client = await StartAppAsync(o => o.MaxSessionBytes = 4096, kestrel: true);
-        var browser = new Browser(client);
-        await browser.PostAsync("/set/base?value=0");
-        var gate = GateOf(client);
+        var (browser, refused) = await TwoRequestsMergedOverTheLimitAsync(await StartAppAsync(o => o.MaxSessionBytes = 4096, kestrel: true));
 
-        // Each request alone fits; merged, the second would take the session past 4096 bytes.
-        var first = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=a&size=2500&name=first");
-        var second = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=b&size=2500&name=second");
-        await gate.WaitForAsync("first", "second");
-        gate.Release("first");
-        Assert.Equal(HttpStatusCode.OK, (await first).Status);
-        gate.Release("second");
-        var refused = await second;
-
-        Assert.Equal(HttpStatusCode.InternalServerError, refused.Status);
+        Assert.Equal(HttpStatusCode.InternalServerError, refused);
         Assert.Equal("a,base", await browser.GetAsync("/keys"));
         var failure = Assert.Single(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed);
         Assert.Equal(LogLevel.Error, failure.Level);
@@ -476,25 +464,31 @@ public abstract class SessionConformanceTests : IAsyncLifetime
     [Fact]
     public async Task CommitBeforeResponseOff_MergedSessionOverTheLimit_AnswersButIsLoggedAndStoresNothing()
     {
-        var client = await StartAppAsync(o =>
+        var (browser, answered) = await TwoRequestsMergedOverTheLimitAsync(await StartAppAsync(o =>
         {
             o.MaxSessionBytes = 4096;
             o.CommitBeforeResponse = false;
-        });
+        }));
+
+        Assert.Equal(HttpStatusCode.OK, answered);
+        Assert.Equal("a,base", await browser.GetAsync("/keys"));
+        Assert.Contains(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed && e.Level == LogLevel.Error);
+    }
+
+    // Two requests of one session (limit 4096 bytes) load the same version; each sets 2,500 bytes under its own key,
+    // which fits alone. The first commits; the second's merge would exceed the limit. Returns the second's status.
+    private async Task<(Browser Browser, HttpStatusCode Second)> TwoRequestsMergedOverTheLimitAsync(HttpClient client)
+    {
         var browser = new Browser(client);
         await browser.PostAsync("/set/base?value=0");
         var gate = GateOf(client);
-
         var first = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=a&size=2500&name=first");
         var second = browser.SendAsync(HttpMethod.Post, "/gated-set-bytes?key=b&size=2500&name=second");
         await gate.WaitForAsync("first", "second");
         gate.Release("first");
-        await first;
+        Assert.Equal(HttpStatusCode.OK, (await first).Status);
         gate.Release("second");
-
-        Assert.Equal(HttpStatusCode.OK, (await second).Status);
-        Assert.Equal("a,base", await browser.GetAsync("/keys"));
-        Assert.Contains(Logs.Entries, e => e.EventId.Id == PgSessionsEventIds.CommitFailed && e.Level == LogLevel.Error);
+        return (browser, (await second).Status);
     }
 
     // ---- security and lifecycle ----
