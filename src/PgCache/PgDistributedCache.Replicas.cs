@@ -33,6 +33,27 @@ public sealed partial class PgDistributedCache
         }
     }
 
+    // A hit on the primary may have extended a sliding entry: under read-your-writes that is a write this instance made,
+    // so a standby that has not replayed it must not answer for the key (it would see the entry as expired and miss).
+    private void SlidOnThePrimary(string key)
+    {
+        if (_shared.Replicas is { Consistency: PgReadConsistency.ReadYourWrites })
+        {
+            Wrote(key);
+        }
+    }
+
+    private void SlidOnThePrimary(IEnumerable<string> keys)
+    {
+        if (_shared.Replicas is { Consistency: PgReadConsistency.ReadYourWrites } replicas)
+        {
+            foreach (var key in keys)
+            {
+                replicas.Wrote(WriteKey(key));
+            }
+        }
+    }
+
     private async Task WriteThenRecordAsync<T>(ValueTask<T> write, string key)
     {
         await write.ConfigureAwait(false);

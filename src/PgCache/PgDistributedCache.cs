@@ -221,6 +221,11 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
         var found = await ExecuteAsync("get_many", true, GetManyBody, unique, async: true, cancellationToken).ConfigureAwait(false);
         _shared.Replicas?.Answered(null);
+        if (found is not null)
+        {
+            SlidOnThePrimary(found.Keys);
+        }
+
         return found ?? new Dictionary<string, byte[]>(StringComparer.Ordinal);
     }
 
@@ -296,6 +301,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         _shared.Replicas?.Answered(null);
         if (value is not null)
         {
+            SlidOnThePrimary(key);
             _shared.Metrics.Read(value.Length);
         }
 
@@ -326,6 +332,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             return false;
         }
 
+        SlidOnThePrimary(key);
         _shared.Metrics.Read(read);
         return true;
     }

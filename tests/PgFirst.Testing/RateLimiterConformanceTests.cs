@@ -388,10 +388,16 @@ public abstract class RateLimiterConformanceTests : IAsyncLifetime
     [Fact]
     public async Task NewConnectionSlowerThanTheTimeout_IsNotAStoreTimeout_WhileTheStoreIsHealthy()
     {
-        var store = new SlowToConnectStore(CreateStore(), TimeSpan.FromMilliseconds(300));
+        // The inner store is warmed first so that its statement, not a second connection open, is what follows the
+        // slow "connect" (a CI run failed when the real first open landed inside the 100 ms statement budget). The
+        // connect (800 ms) is twice the Timeout (400 ms) and well inside ConnectTimeout (5 s).
+        var inner = CreateStore();
+        await inner.PingAsync(CancellationToken);
+        var store = new SlowToConnectStore(inner, TimeSpan.FromMilliseconds(800));
         using var limiter = new PgFixedWindowRateLimiter(store, "connect", "k", Policy(10, Day, o =>
         {
-            o.Timeout = TimeSpan.FromMilliseconds(100);
+            o.Timeout = TimeSpan.FromMilliseconds(400);
+            o.ConnectTimeout = TimeSpan.FromSeconds(5);
             o.FailureMode = PgRateLimitFailureMode.FailClosed;
         }));
 
