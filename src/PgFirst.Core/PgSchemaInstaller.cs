@@ -221,6 +221,65 @@ public sealed partial class PgSchemaInstaller
         return Modules.SelectMany(m => m.Scripts).Where(s => !recorded.ContainsKey((s.Module, s.Version))).ToList();
     }
 
+    /// <summary>
+    /// Compares the scripts of <see cref="Modules"/> with what <c>{schema}.schema_version</c> records, without
+    /// changing anything: each expected script is applied (with its checksum or a different one) or pending, and a
+    /// recorded script no module here knows (a newer library applied it, or a module not listed) is reported too.
+    /// </summary>
+    /// <param name="cancellationToken">The token to cancel the operation.</param>
+    /// <returns>The states, expected scripts first in apply order, then unknown ones.</returns>
+    /// <exception cref="PgFirstSchemaException">The server could not be reached.</exception>
+    public async Task<IReadOnlyList<PgSchemaScriptState>> GetScriptStatesAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync("read the PgFirst schema version", cancellationToken).ConfigureAwait(false);
+        await using var connectionScope = connection.ConfigureAwait(false);
+        var recorded = new Dictionary<(string Module, int Version), (string Script, string Checksum, DateTimeOffset AppliedAt)>();
+        var exists = new NpgsqlCommand("SELECT to_regclass(@table) IS NOT NULL", connection);
+        await using (exists.ConfigureAwait(false))
+        {
+            exists.Parameters.Add(new NpgsqlParameter<string>("table", PgSqlIdentifier.Quote(SchemaName) + ".schema_version"));
+            if ((bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+            {
+                var command = new NpgsqlCommand(
+                    $"SELECT module, version, script, checksum, applied_at FROM {PgSqlIdentifier.Quote(SchemaName)}.schema_version ORDER BY applied_at, module, version",
+                    connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await using var readerScope = reader.ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+#pragma warning disable VSTHRD103 // The row is read whole by ReadAsync: column reads do no I/O.
+                    recorded[(reader.GetString(0), reader.GetInt32(1))] = (reader.GetString(2), reader.GetString(3), reader.GetFieldValue<DateTimeOffset>(4));
+#pragma warning restore VSTHRD103
+                }
+            }
+        }
+
+        var states = new List<PgSchemaScriptState>();
+        foreach (var script in Modules.SelectMany(m => m.Scripts))
+        {
+            if (recorded.Remove((script.Module, script.Version), out var row))
+            {
+                var same = string.Equals(row.Checksum, script.Checksum, StringComparison.Ordinal);
+                states.Add(new PgSchemaScriptState(script.Module, script.Version, script.FileName, same ? PgSchemaScriptStateKind.Applied : PgSchemaScriptStateKind.ChecksumMismatch, row.AppliedAt));
+            }
+            else
+            {
+                states.Add(new PgSchemaScriptState(script.Module, script.Version, script.FileName, PgSchemaScriptStateKind.Pending, null));
+            }
+        }
+
+        foreach (var ((module, version), row) in recorded)
+        {
+            if (Modules.Any(m => m.Name == module))
+            {
+                states.Add(new PgSchemaScriptState(module, version, row.Script, PgSchemaScriptStateKind.Unknown, row.AppliedAt));
+            }
+        }
+
+        return states;
+    }
+
     private async Task<NpgsqlConnection> OpenAsync(string purpose, CancellationToken cancellationToken)
     {
         try
@@ -278,3 +337,27 @@ public sealed record PgSchemaApplyResult(string SchemaName, IReadOnlyList<PgSche
     /// <summary>Gets a value indicating whether the schema was already up to date.</summary>
     public bool WasUpToDate => Applied.Count == 0;
 }
+
+/// <summary>How one schema script stands in a database.</summary>
+public enum PgSchemaScriptStateKind
+{
+    /// <summary>Recorded with the same checksum as the library's script.</summary>
+    Applied,
+
+    /// <summary>Not recorded: the installer would apply it.</summary>
+    Pending,
+
+    /// <summary>Recorded with another checksum: the script was edited after it was applied (or by hand).</summary>
+    ChecksumMismatch,
+
+    /// <summary>Recorded, but this version of the library has no such script (a newer library applied it).</summary>
+    Unknown,
+}
+
+/// <summary>One script's state (<see cref="PgSchemaInstaller.GetScriptStatesAsync"/>).</summary>
+/// <param name="Module">The module.</param>
+/// <param name="Version">The script's version within the module.</param>
+/// <param name="FileName">The script's file name.</param>
+/// <param name="State">How it stands.</param>
+/// <param name="AppliedAt">When it was applied, or <see langword="null"/> when pending.</param>
+public sealed record PgSchemaScriptState(string Module, int Version, string FileName, PgSchemaScriptStateKind State, DateTimeOffset? AppliedAt);

@@ -165,6 +165,38 @@ public interface IJobQueueBackend
     /// <returns>How many were deleted.</returns>
     ValueTask<int> DeleteFinishedAsync(int batchSize, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>Lists every queue with a job in any state, for an operator. The default implementation throws <see cref="NotSupportedException"/>.</summary>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The queue names, in ordinal order.</returns>
+    ValueTask<IReadOnlyList<string>> ListQueuesAsync(CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not list queues.");
+
+    /// <summary>
+    /// Reads each queue's recent activity: its oldest job waiting to run, and the jobs that finished since
+    /// <paramref name="since"/> by state (succeeded jobs only as far as <c>SucceededRetention</c> keeps them). The
+    /// default implementation throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="queues">The queues.</param>
+    /// <param name="now">The current time (what is due).</param>
+    /// <param name="since">The start of the window.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>One entry per queue, in order.</returns>
+    ValueTask<IReadOnlyList<QueueActivity>> GetActivityAsync(IReadOnlyList<string> queues, DateTimeOffset now, DateTimeOffset since, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not report queue activity.");
+
+    /// <summary>
+    /// Deletes (or with <paramref name="dryRun"/> counts) finished jobs (succeeded, cancelled, dead) that finished
+    /// before <paramref name="finishedBefore"/>, whatever their retention. The default implementation throws
+    /// <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="finishedBefore">The cut-off.</param>
+    /// <param name="queue">A queue, or <see langword="null"/> for all.</param>
+    /// <param name="dryRun">Whether to count only.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>How many were (or would be) deleted.</returns>
+    ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue, bool dryRun, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not purge finished jobs.");
+
     /// <summary>Checks the store answers and its schema is there.</summary>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when it answered.</returns>

@@ -87,6 +87,91 @@ public sealed class JobQueueManager
         return _backend.GetStatsAsync(queues, cap, cancellationToken);
     }
 
+    /// <summary>Lists every queue that has a job in any state.</summary>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The queue names, in ordinal order.</returns>
+    /// <exception cref="NotSupportedException">The backend cannot list queues.</exception>
+    public ValueTask<IReadOnlyList<string>> ListQueuesAsync(CancellationToken cancellationToken = default) => _backend.ListQueuesAsync(cancellationToken);
+
+    /// <summary>
+    /// Reads each queue's depth by state, how long its oldest due job has waited, and how many jobs finished over the
+    /// last <paramref name="window"/> (succeeded jobs as far as <see cref="PgQueueOptions.SucceededRetention"/> keeps them).
+    /// </summary>
+    /// <param name="queues">The queues, or <see langword="null"/> for every queue with a job.</param>
+    /// <param name="window">The activity window (1 minute to 1 day).</param>
+    /// <param name="cap">The cap of each depth count (1 to 1,000,000).</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>One entry per queue.</returns>
+    /// <exception cref="NotSupportedException">The backend does not report activity.</exception>
+    public async ValueTask<IReadOnlyList<QueueOverview>> GetOverviewAsync(IReadOnlyList<string>? queues, TimeSpan window, int cap = 10_000, CancellationToken cancellationToken = default)
+    {
+        if (window < TimeSpan.FromMinutes(1) || window > TimeSpan.FromDays(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(window), window, "The activity window is between 1 minute and 1 day.");
+        }
+
+        queues ??= await _backend.ListQueuesAsync(cancellationToken).ConfigureAwait(false);
+        var depth = await GetStatsAsync(queues, cap, cancellationToken).ConfigureAwait(false);
+        var now = _timeProvider.GetUtcNow();
+        var activity = await _backend.GetActivityAsync(queues, now, now - window, cancellationToken).ConfigureAwait(false);
+        var overview = new List<QueueOverview>(queues.Count);
+        for (var i = 0; i < depth.Count; i++)
+        {
+            var waiting = activity[i].OldestWaitingSince is { } since ? now - since : (TimeSpan?)null;
+            overview.Add(new QueueOverview(depth[i], activity[i], window, waiting < TimeSpan.Zero ? TimeSpan.Zero : waiting));
+        }
+
+        return overview;
+    }
+
+    /// <summary>
+    /// Moves every dead job of a queue back to it with fresh attempts (<see cref="RequeueAsync"/> one by one, newest
+    /// first). A job whose unique key another job holds again stays dead and is counted as skipped.
+    /// </summary>
+    /// <param name="queue">The queue.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>How many were requeued, and how many stayed dead.</returns>
+    public async ValueTask<(int Requeued, int Skipped)> RequeueDeadAsync(string queue, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(queue);
+        var seen = new HashSet<long>();
+        int requeued = 0, skipped = 0;
+        while (true)
+        {
+            var page = await _backend.ListFinishedAsync(queue, JobState.Dead, 1000, cancellationToken).ConfigureAwait(false);
+            var fresh = page.Where(j => seen.Add(j.Id)).ToList();
+            if (fresh.Count == 0)
+            {
+                return (requeued, skipped);
+            }
+
+            foreach (var job in fresh)
+            {
+                if (await RequeueAsync(job.Id, cancellationToken).ConfigureAwait(false))
+                {
+                    requeued++;
+                }
+                else
+                {
+                    skipped++;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Deletes finished jobs (succeeded, cancelled, dead) that finished before a time, whatever their retention; with
+    /// <paramref name="dryRun"/>, counts them and deletes nothing.
+    /// </summary>
+    /// <param name="finishedBefore">The cut-off.</param>
+    /// <param name="queue">A queue, or <see langword="null"/> for all.</param>
+    /// <param name="dryRun">Whether to count only.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>How many were (or would be) deleted.</returns>
+    /// <exception cref="NotSupportedException">The backend cannot purge.</exception>
+    public ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue = null, bool dryRun = false, CancellationToken cancellationToken = default) =>
+        _backend.PurgeFinishedAsync(finishedBefore, queue, dryRun, cancellationToken);
+
     /// <summary>Deletes finished jobs past their retention, at most <paramref name="batchSize"/> (the maintenance runner does this on PostgreSQL).</summary>
     /// <param name="batchSize">The most to delete.</param>
     /// <param name="cancellationToken">The cancellation token.</param>

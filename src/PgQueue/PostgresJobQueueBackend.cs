@@ -773,6 +773,72 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
             cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<string>> ListQueuesAsync(CancellationToken cancellationToken) =>
+        await WithReadConnectionAsync(
+            async (connection, ct) =>
+            {
+                var command = new NpgsqlCommand(_sql.ListQueues, connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                var queues = new List<string>();
+                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    {
+                        queues.Add(reader.GetString(0));
+                    }
+                }
+
+                return (IReadOnlyList<string>)queues;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<QueueActivity>> GetActivityAsync(IReadOnlyList<string> queues, DateTimeOffset now, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(queues);
+        return await WithReadConnectionAsync(
+            async (connection, ct) =>
+            {
+                var command = new NpgsqlCommand(_sql.Activity, connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. queues], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                command.Parameters.Add(Time(now));
+                command.Parameters.Add(Time(since));
+                var activity = new List<QueueActivity>(queues.Count);
+                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    {
+                        activity.Add(new QueueActivity(
+                            reader.GetString(0),
+                            await reader.IsDBNullAsync(1, ct).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(1, ct).ConfigureAwait(false),
+                            reader.GetInt64(2),
+                            reader.GetInt64(3),
+                            reader.GetInt64(4)));
+                    }
+                }
+
+                return (IReadOnlyList<QueueActivity>)activity;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue, bool dryRun, CancellationToken cancellationToken) =>
+        await WithConnectionAsync(
+            async (connection, ct) =>
+            {
+                var command = new NpgsqlCommand(dryRun ? _sql.CountFinishedBefore : _sql.PurgeFinishedBefore, connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Parameters.Add(Time(finishedBefore));
+                command.Parameters.Add(Text(queue));
+                return (long)(await command.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
     public async ValueTask PingAsync(CancellationToken cancellationToken) =>
         await WithConnectionAsync(
             async (connection, ct) =>

@@ -63,6 +63,17 @@ public interface IPgRateLimitStore
     ValueTask PingAsync(CancellationToken cancellationToken);
 
     /// <summary>
+    /// Reads one partition's counter as the store holds it, without counting anything (an operator's view: what is
+    /// this client's window, count and reset?). The default implementation throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="limiterId">The limiter identity (the policy name unless <see cref="PgFixedWindowRateLimiterOptions.LimiterId"/> was set).</param>
+    /// <param name="partitionKey">The partition key.</param>
+    /// <param name="cancellationToken">The token to cancel the read.</param>
+    /// <returns>The counter, or <see langword="null"/> when the partition has none (never hit, or cleaned up).</returns>
+    ValueTask<PgRateLimitCounter?> InspectAsync(string limiterId, string partitionKey, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not report counters.");
+
+    /// <summary>
     /// Gets the store ready for traffic before the app takes any: on PostgreSQL, opens up to
     /// <paramref name="connections"/> pooled connections at once and prepares the decision's statement on each, so the
     /// first burst of decisions does not wait for new connections (and time out) while it is being counted. Counts
@@ -113,3 +124,12 @@ public interface IPgRateLimitStore
         return new PgRateLimitBatchDecision(acquired, last.Count, last.WindowRemaining);
     }
 }
+
+/// <summary>One partition's counter (<see cref="IPgRateLimitStore.InspectAsync"/>).</summary>
+/// <param name="LimiterId">The limiter identity.</param>
+/// <param name="PartitionKey">The partition key.</param>
+/// <param name="WindowStart">When the counter's window began (aligned on the database clock).</param>
+/// <param name="Hits">The permits counted in that window.</param>
+/// <param name="ResetsAt">When that window ends and the count starts again.</param>
+/// <param name="Current">Whether the window is still running (<see langword="false"/>: the next request starts a new one).</param>
+public sealed record PgRateLimitCounter(string LimiterId, string PartitionKey, DateTimeOffset WindowStart, long Hits, DateTimeOffset ResetsAt, bool Current);

@@ -177,6 +177,46 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
     }
 
     /// <inheritdoc />
+    public async ValueTask<PgRateLimitCounter?> InspectAsync(string limiterId, string partitionKey, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(limiterId);
+        ArgumentNullException.ThrowIfNull(partitionKey);
+        try
+        {
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(
+                $"""
+                SELECT window_start, hits, expires_at, expires_at > clock_timestamp()
+                FROM {PgSqlIdentifier.Quote(_schemaName)}.rate_limit_counter
+                WHERE limiter_id = $1 AND partition_key = $2
+                """,
+                connection);
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = limiterId, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = partitionKey, NpgsqlDbType = NpgsqlDbType.Text });
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var readerScope = reader.ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            return new PgRateLimitCounter(
+                limiterId,
+                partitionKey,
+                await reader.GetFieldValueAsync<DateTimeOffset>(0, cancellationToken).ConfigureAwait(false),
+                reader.GetInt64(1),
+                await reader.GetFieldValueAsync<DateTimeOffset>(2, cancellationToken).ConfigureAwait(false),
+                reader.GetBoolean(3));
+        }
+        catch (PostgresException ex) when (Translate(ex) is { } error)
+        {
+            throw error;
+        }
+    }
+
+    /// <inheritdoc />
     public async ValueTask PingAsync(CancellationToken cancellationToken)
     {
         try

@@ -94,6 +94,18 @@ public interface IPgSessionBackend
     ValueTask<int> RevokeAllAsync(string tenantId, string userId, Guid? exceptSessionId, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Reads the store's size for an operator: live and expired sessions, those bound to a user, distinct users and
+    /// data bytes, per tenant. The default implementation throws <see cref="NotSupportedException"/>: a backend that
+    /// cannot count without scanning every key (Redis) need not offer it.
+    /// </summary>
+    /// <param name="tenantId">One tenant, or <see langword="null"/> for all.</param>
+    /// <param name="now">The current time (what is expired).</param>
+    /// <param name="cancellationToken">The token to cancel the query.</param>
+    /// <returns>One row per tenant, biggest first.</returns>
+    ValueTask<IReadOnlyList<PgSessionTenantStats>> GetStatsAsync(string? tenantId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not report session statistics.");
+
+    /// <summary>
     /// Checks that the backend answers and its schema is in place (for the health check).
     /// </summary>
     /// <param name="cancellationToken">The token to cancel the check.</param>

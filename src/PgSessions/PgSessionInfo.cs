@@ -20,3 +20,12 @@ public sealed record PgSessionInfo(
     DateTimeOffset AbsoluteExpiresAt,
     string? ClientIp,
     string? UserAgent);
+
+/// <summary>One tenant's sessions (<see cref="PgSessionManager.GetStatsAsync"/>).</summary>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="Live">Sessions not expired.</param>
+/// <param name="Expired">Expired sessions the cleanup has not removed yet (never loaded).</param>
+/// <param name="BoundToUsers">Live sessions bound to a user.</param>
+/// <param name="Users">Distinct users with a live session.</param>
+/// <param name="DataBytes">The bytes of the sessions' data, live and expired.</param>
+public sealed record PgSessionTenantStats(string TenantId, long Live, long Expired, long BoundToUsers, long Users, long DataBytes);

@@ -26,6 +26,40 @@ public sealed partial class PgSessionManager
     }
 
     /// <summary>
+    /// Initializes a new instance of the <see cref="PgSessionManager"/> class outside dependency injection (an
+    /// operator's tool, a script): the sessions of <paramref name="tenantContext"/>'s tenant in
+    /// <paramref name="backend"/>. Apps get one from <c>services.AddPgSessions(...)</c>.
+    /// </summary>
+    /// <param name="backend">The session store.</param>
+    /// <param name="tenantContext">The tenant whose sessions are listed and revoked.</param>
+    /// <param name="timeProvider">The clock, or <see langword="null"/> for the system clock.</param>
+    /// <param name="logger">The logger, or <see langword="null"/> for none.</param>
+    public PgSessionManager(IPgSessionBackend backend, ITenantContext tenantContext, TimeProvider? timeProvider = null, ILogger<PgSessionManager>? logger = null)
+        : this(
+            backend ?? throw new ArgumentNullException(nameof(backend)),
+            tenantContext ?? throw new ArgumentNullException(nameof(tenantContext)),
+            timeProvider ?? TimeProvider.System,
+            new PgSessionsMetrics(null, "admin"),
+            (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+    {
+    }
+
+    /// <summary>
+    /// Reads how many sessions the store holds (live, expired but not yet removed, bound to users), how many users
+    /// they belong to and their data bytes: for this tenant, or with <paramref name="allTenants"/> for every tenant.
+    /// </summary>
+    /// <param name="allTenants">Whether to read every tenant rather than the current one.</param>
+    /// <param name="cancellationToken">The token to cancel the query.</param>
+    /// <returns>One row per tenant with sessions, biggest first.</returns>
+    /// <exception cref="NotSupportedException">The backend does not report statistics (Redis).</exception>
+    /// <exception cref="PgSessionException">The store failed.</exception>
+    public async Task<IReadOnlyList<PgSessionTenantStats>> GetStatsAsync(bool allTenants = false, CancellationToken cancellationToken = default)
+    {
+        var tenantId = allTenants ? null : TenantId();
+        return await Guard(() => _backend.GetStatsAsync(tenantId, _timeProvider.GetUtcNow(), cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Lists the live sessions bound to a user (with <see cref="PgSessionExtensions.BindUserAsync"/>), newest first,
     /// with the device metadata captured when each was created.
     /// </summary>
@@ -108,7 +142,7 @@ public sealed partial class PgSessionManager
         {
             return await operation().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException and not PgSessionException and not ArgumentException)
+        catch (Exception ex) when (ex is not OperationCanceledException and not PgSessionException and not ArgumentException and not NotSupportedException)
         {
             throw new PgSessionException("The session store failed. See the inner exception.", ex);
         }

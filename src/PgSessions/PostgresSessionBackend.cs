@@ -342,6 +342,40 @@ public sealed class PostgresSessionBackend : IPgSessionBackend
     }
 
     /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<PgSessionTenantStats>> GetStatsAsync(string? tenantId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await RunAsync(
+            $"""
+            SELECT tenant_id,
+                   count(*) FILTER (WHERE expires_at > $2),
+                   count(*) FILTER (WHERE expires_at <= $2),
+                   count(*) FILTER (WHERE expires_at > $2 AND user_id IS NOT NULL),
+                   count(DISTINCT user_id) FILTER (WHERE expires_at > $2),
+                   COALESCE(sum(octet_length(data)), 0)::bigint
+            FROM {PgSqlIdentifier.Quote(_schemaName)}.session
+            WHERE $1::text IS NULL OR tenant_id = $1
+            GROUP BY tenant_id
+            ORDER BY 2 DESC, 1
+            """,
+            p =>
+            {
+                p.Add(Text(tenantId));
+                p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            },
+            async (command, ct) =>
+            {
+                var stats = new List<PgSessionTenantStats>();
+                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using var readerScope = reader.ConfigureAwait(false);
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    stats.Add(new PgSessionTenantStats(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5)));
+                }
+
+                return (IReadOnlyList<PgSessionTenantStats>)stats;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
     public async ValueTask PingAsync(CancellationToken cancellationToken) =>
         await ExecuteAsync(_sql.Ping, static _ => { }, cancellationToken).ConfigureAwait(false);
 

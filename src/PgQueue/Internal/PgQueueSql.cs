@@ -217,6 +217,39 @@ internal sealed class PgQueueSql(string schemaName)
         ORDER BY n
         """;
 
+    public string ListQueues => $"""
+        SELECT queue FROM {_schema}.job
+        UNION
+        SELECT queue FROM {_schema}.job_finished
+        ORDER BY 1
+        """;
+
+    // The oldest due job per queue rides the claim index (queue, priority, run_at); finished counts the dead index or
+    // a scan of the window's rows.
+    public string Activity => $"""
+        SELECT q,
+               (SELECT min(run_at) FROM {_schema}.job WHERE queue = q AND state = 0 AND run_at <= $2),
+               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 3 AND finished_at >= $3),
+               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 4 AND finished_at >= $3),
+               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 5 AND finished_at >= $3)
+        FROM unnest($1::text[]) WITH ORDINALITY AS u(q, n)
+        ORDER BY n
+        """;
+
+    public string CountFinishedBefore => $"""
+        SELECT count(*) FROM {_schema}.job_finished
+        WHERE finished_at < $1 AND ($2::text IS NULL OR queue = $2)
+        """;
+
+    public string PurgeFinishedBefore => $"""
+        WITH d AS (
+            DELETE FROM {_schema}.job_finished
+            WHERE finished_at < $1 AND ($2::text IS NULL OR queue = $2)
+            RETURNING 1
+        )
+        SELECT count(*) FROM d
+        """;
+
     // A new definition, or a changed schedule, takes the caller's next occurrence; an unchanged one keeps its own.
     public string UpsertRecurring => $"""
         INSERT INTO {_schema}.recurring_job AS r (name, cron, time_zone, queue, kind, payload, priority, max_attempts, next_run_at)

@@ -1,0 +1,129 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Npgsql;
+using PgFirst.Core;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace PgFirst.Admin.Internal;
+
+// One command's run: where to connect, which schema, how to write, and the data source (created on first use).
+internal sealed class AdminContext : IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    private NpgsqlDataSource? _dataSource;
+
+    public AdminContext(ParseResult parse, AdminIO io)
+    {
+        IO = io;
+        Json = parse.GetValue(GlobalOptions.Json);
+        SchemaName = parse.GetValue(GlobalOptions.Schema) ?? io.Environment("PGFIRST_SCHEMA") ?? PgFirstOptions.DefaultSchemaName;
+        if (!System.Text.RegularExpressions.Regex.IsMatch(SchemaName, "^[a-z_][a-z0-9_]{0,62}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant))
+        {
+            throw AdminException.Usage($"'{SchemaName}' is not a valid schema name (lowercase letters, digits and _, starting with a letter or _).");
+        }
+
+        ConnectionString = ResolveConnectionString(parse.GetValue(GlobalOptions.Connection), io.Environment);
+    }
+
+    public AdminIO IO { get; }
+
+    public bool Json { get; }
+
+    public string SchemaName { get; }
+
+    public string ConnectionString { get; }
+
+    public NpgsqlDataSource DataSource => _dataSource ??= new NpgsqlDataSourceBuilder(ConnectionString).Build();
+
+    public string Where
+    {
+        get
+        {
+            var builder = new NpgsqlConnectionStringBuilder(ConnectionString);
+            return $"{builder.Host}:{builder.Port} (database '{builder.Database ?? builder.Username}')";
+        }
+    }
+
+    public static string ResolveConnectionString(string? option, Func<string, string?> environment)
+    {
+        var text = option ?? environment("PGFIRST_POSTGRES");
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(text ?? "");
+        }
+        catch (ArgumentException ex)
+        {
+            throw AdminException.Usage($"The connection string is not valid: {ex.Message}");
+        }
+
+        if (text is null)
+        {
+            // The libpq variables, as psql reads them.
+            builder.Host = environment("PGHOST");
+            if (environment("PGPORT") is { } port)
+            {
+                builder.Port = int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number is > 0 and < 65536
+                    ? number
+                    : throw AdminException.Usage($"PGPORT '{port}' is not a port number.");
+            }
+
+            builder.Username = environment("PGUSER");
+            builder.Password = environment("PGPASSWORD");
+            builder.Database = environment("PGDATABASE");
+            if (builder.Host is null)
+            {
+                throw AdminException.Usage("No server to connect to: pass --connection \"Host=…;Username=…;Password=…;Database=…\", or set PGFIRST_POSTGRES, or PGHOST (with PGUSER, PGPASSWORD, PGDATABASE).");
+            }
+        }
+
+        if (!(text ?? "").Contains("Timeout", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Timeout = 5;
+        }
+
+        builder.ApplicationName ??= "pgfirst-admin";
+        return builder.ConnectionString;
+    }
+
+    public void WriteJson<T>(T value) => IO.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+
+    public void Write(IRenderable renderable) => IO.Console.Write(renderable);
+
+    public void Line(string text) => IO.Console.WriteLine(text);
+
+    public void Markup(string markup) => IO.Console.MarkupLine(markup);
+
+    public static Table Table(params string[] headers)
+    {
+        var table = new Table().Border(TableBorder.Rounded);
+        foreach (var header in headers)
+        {
+            var column = new TableColumn(new Text(header, new Style(decoration: Decoration.Bold)));
+            if (header.StartsWith('#'))
+            {
+                column = new TableColumn(new Text(header[1..], new Style(decoration: Decoration.Bold))).RightAligned();
+            }
+
+            table.AddColumn(column);
+        }
+
+        return table;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+using PgFirst.Admin;
+
+return await AdminApp.RunAsync(args, AdminIO.System).ConfigureAwait(false);
