@@ -16,12 +16,16 @@ public sealed class PgCacheManager
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schema;
     private readonly string _table;
-    private readonly TimeProvider _timeProvider;
+    private readonly TimeProvider? _timeProvider;
 
     /// <summary>Initializes a new instance of the <see cref="PgCacheManager"/> class. Does no I/O.</summary>
     /// <param name="dataSource">The data source; not disposed.</param>
     /// <param name="schemaName">The PgFirst schema.</param>
-    /// <param name="timeProvider">The clock expiry is judged by (the apps' clock), or <see langword="null"/> for the system clock.</param>
+    /// <param name="timeProvider">
+    /// The clock expiry is judged by, or <see langword="null"/> for the database server's clock (<c>now()</c>). The
+    /// apps write expiry times from their own clock: an operator's machine whose clock runs ahead would otherwise call
+    /// live entries expired, and the cleanup would remove them.
+    /// </param>
     /// <exception cref="ArgumentException">The schema name is invalid.</exception>
     public PgCacheManager(NpgsqlDataSource dataSource, string schemaName, TimeProvider? timeProvider = null)
     {
@@ -30,7 +34,7 @@ public sealed class PgCacheManager
         _dataSource = dataSource;
         _schema = PgSqlIdentifier.Quote(schemaName);
         _table = _schema + ".cache_entry";
-        _timeProvider = timeProvider ?? TimeProvider.System;
+        _timeProvider = timeProvider;
     }
 
     /// <summary>Reads the cache's size: entries, value bytes, expired entries not yet removed, per tenant, and the most used tags.</summary>
@@ -49,13 +53,12 @@ public sealed class PgCacheManager
 
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(top, 1000);
-        var now = _timeProvider.GetUtcNow();
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var connectionScope = connection.ConfigureAwait(false);
         var tenants = new List<PgCacheTenantStats>();
         var command = new NpgsqlCommand(
             $"""
-            SELECT tenant_id, count(*), COALESCE(sum(octet_length(value)), 0)::bigint, count(*) FILTER (WHERE expires_at <= $2)
+            SELECT tenant_id, count(*), COALESCE(sum(octet_length(value)), 0)::bigint, count(*) FILTER (WHERE expires_at <= COALESCE($2, now()))
             FROM {_table}
             WHERE $1::text IS NULL OR tenant_id = $1
             GROUP BY tenant_id
@@ -65,7 +68,7 @@ public sealed class PgCacheManager
         await using (command.ConfigureAwait(false))
         {
             command.Parameters.Add(Text(tenantId));
-            command.Parameters.Add(Time(now));
+            command.Parameters.Add(Now());
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
@@ -120,12 +123,11 @@ public sealed class PgCacheManager
     {
         PgTenantId.Validate(tenantId, nameof(tenantId));
         ArgumentException.ThrowIfNullOrEmpty(key);
-        var now = _timeProvider.GetUtcNow();
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var connectionScope = connection.ConfigureAwait(false);
         var command = new NpgsqlCommand(
             $"""
-            SELECT octet_length(value), NULLIF(expires_at, 'infinity'), sliding, absolute_expires_at, tags
+            SELECT octet_length(value), NULLIF(expires_at, 'infinity'), sliding, absolute_expires_at, tags, expires_at <= COALESCE($3, now())
             FROM {_table}
             WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2
             """,
@@ -133,6 +135,7 @@ public sealed class PgCacheManager
         await using var commandScope = command.ConfigureAwait(false);
         command.Parameters.Add(Text(tenantId));
         command.Parameters.Add(Text(key));
+        command.Parameters.Add(Now());
         var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using var readerScope = reader.ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -149,7 +152,7 @@ public sealed class PgCacheManager
             reader.IsDBNull(2) ? null : reader.GetFieldValue<TimeSpan>(2),
             reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3),
             reader.IsDBNull(4) ? [] : reader.GetFieldValue<string[]>(4),
-            expiresAt <= now);
+            reader.GetBoolean(5));
     }
 
     /// <summary>Counts what a removal would remove, without removing it (the dry run of the removal methods).</summary>
@@ -185,10 +188,10 @@ public sealed class PgCacheManager
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            var command = new NpgsqlCommand($"SELECT {_schema}.cache_delete_expired($1, $2)", connection);
+            var command = new NpgsqlCommand($"SELECT {_schema}.cache_delete_expired($1, COALESCE($2, now()))", connection);
             await using var commandScope = command.ConfigureAwait(false);
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = batchSize, NpgsqlDbType = NpgsqlDbType.Integer });
-            command.Parameters.Add(Time(_timeProvider.GetUtcNow()));
+            command.Parameters.Add(Now());
             var removed = (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
             total += removed;
             if (removed < batchSize)
@@ -211,7 +214,8 @@ public sealed class PgCacheManager
 
     private static NpgsqlParameter<string?> Text(string? value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Text };
 
-    private static NpgsqlParameter<DateTimeOffset> Time(DateTimeOffset value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.TimestampTz };
+    // The configured clock's time, or NULL for the server's now().
+    private NpgsqlParameter Now() => new() { Value = _timeProvider is { } time ? time.GetUtcNow() : DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz };
 }
 
 /// <summary>Which cache entries a bulk removal covers: a tenant, a tag (in one tenant or all), or everything.</summary>

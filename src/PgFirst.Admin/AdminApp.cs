@@ -65,45 +65,14 @@ public static class AdminApp
                 context = new AdminContext(parse, io);
                 return (int)await action(context, parse, cancellationToken).ConfigureAwait(false);
             }
-            catch (AdminException ex)
-            {
-                return await FailAsync(io, ex.Code, ex.Message).ConfigureAwait(false);
-            }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                return (int)AdminExitCode.Ok;
+                return await FailAsync(io, AdminExitCode.Interrupted, "interrupted; what was done so far stays done.").ConfigureAwait(false);
             }
-            catch (PgFirstSchemaException ex) when (ex.InnerException is NpgsqlException and not PostgresException)
+            catch (Exception ex)
             {
-                return await FailAsync(io, AdminExitCode.Failed, $"cannot reach PostgreSQL at {context?.Where ?? "the server"}: {Innermost(ex).Message}").ConfigureAwait(false);
-            }
-            catch (PgFirstSchemaException ex)
-            {
-                return await FailAsync(io, AdminExitCode.SchemaNotReady, ex.Message).ConfigureAwait(false);
-            }
-            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.InvalidSchemaName or PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.UndefinedFunction)
-            {
-                return await FailAsync(
-                    io,
-                    AdminExitCode.SchemaNotReady,
-                    $"schema \"{context!.SchemaName}\" is missing what this command reads ({ex.MessageText}). Check --schema, or see what 'pgfirst-admin schema apply' would do.").ConfigureAwait(false);
-            }
-            catch (PostgresException ex)
-            {
-                return await FailAsync(io, AdminExitCode.Failed, $"PostgreSQL refused: {ex.SqlState}: {ex.MessageText}").ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is NpgsqlException or SocketException or TimeoutException)
-            {
-                var where = context?.Where ?? "the server";
-                return await FailAsync(io, AdminExitCode.Failed, $"cannot reach PostgreSQL at {where}: {Innermost(ex).Message}").ConfigureAwait(false);
-            }
-            catch (NotSupportedException ex)
-            {
-                return await FailAsync(io, AdminExitCode.Failed, ex.Message).ConfigureAwait(false);
-            }
-            catch (ArgumentException ex)
-            {
-                return await FailAsync(io, AdminExitCode.Usage, ex.Message).ConfigureAwait(false);
+                var (code, message) = Classify(ex, context);
+                return await FailAsync(io, code, message).ConfigureAwait(false);
             }
             finally
             {
@@ -113,6 +82,50 @@ public static class AdminApp
                 }
             }
         });
+
+    // What a failure means to an operator, and the exit code a script sees.
+    internal static (AdminExitCode Code, string Message) Classify(Exception exception, AdminContext? context)
+    {
+        var where = context?.Where ?? "the server";
+        switch (exception)
+        {
+            case AdminException admin:
+                return (admin.Code, admin.Message);
+            case PgFirstPoolerException pooler:
+                return (AdminExitCode.Failed, pooler.Message);
+            case PgFirstSchemaException schema when schema.InnerException is PostgresException pg && !IsMissingObject(pg):
+                return Classify(pg, context);
+            case PgFirstSchemaException schema when schema.InnerException is NpgsqlException and not PostgresException:
+                return Classify(schema.InnerException, context);
+            case PgFirstSchemaException schema:
+                return (AdminExitCode.SchemaNotReady, schema.Message);
+            case PostgresException pg when IsMissingObject(pg):
+                return (AdminExitCode.SchemaNotReady, $"schema \"{context?.SchemaName}\" is missing what this command reads ({pg.MessageText}). Check --schema, or see what 'pgfirst-admin schema apply' would do.");
+            case PostgresException pg when pg.SqlState.StartsWith("28", StringComparison.Ordinal) || pg.SqlState is PostgresErrorCodes.InvalidCatalogName or PostgresErrorCodes.TooManyConnections or PostgresErrorCodes.CannotConnectNow:
+                return (AdminExitCode.Failed, $"cannot connect to PostgreSQL at {where}: {pg.SqlState}: {pg.MessageText}");
+            case PostgresException pg:
+                return (AdminExitCode.Failed, $"PostgreSQL refused: {pg.SqlState}: {pg.MessageText}");
+            case NpgsqlException { InnerException: TimeoutException } when exception.Message.Contains("connect", StringComparison.OrdinalIgnoreCase):
+                return (AdminExitCode.Failed, $"cannot reach PostgreSQL at {where}: {exception.Message}");
+            case NpgsqlException { InnerException: TimeoutException }:
+                return (AdminExitCode.Failed, $"PostgreSQL at {where} did not answer within the command timeout ({exception.Message}); for a long bulk command pass a connection string with a larger Command Timeout.");
+            case NpgsqlException or SocketException or TimeoutException:
+                return (AdminExitCode.Failed, $"cannot reach PostgreSQL at {where}: {Innermost(exception).Message}");
+            case NotSupportedException:
+                return (AdminExitCode.Failed, exception.Message);
+            case ArgumentException:
+                return (AdminExitCode.Usage, exception.Message);
+            case { InnerException: { } inner } when exception.GetType().Name.EndsWith("Exception", StringComparison.Ordinal)
+                && exception.GetType().Namespace is "PgCache" or "PgSessions" or "PgRateLimit" or "PgQueue":
+                // A module's own wrapper ("the store failed, see the inner exception"): what matters is inside.
+                return Classify(inner, context);
+            default:
+                return (AdminExitCode.Failed, $"unexpected {exception.GetType().Name}: {exception.Message}");
+        }
+    }
+
+    private static bool IsMissingObject(PostgresException exception) =>
+        exception.SqlState is PostgresErrorCodes.InvalidSchemaName or PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.UndefinedFunction or PostgresErrorCodes.UndefinedColumn;
 
     private static Exception Innermost(Exception exception)
     {

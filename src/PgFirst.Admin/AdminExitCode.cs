@@ -3,7 +3,7 @@ namespace PgFirst.Admin;
 /// <summary>The exit codes of <c>pgfirst-admin</c>, stable for scripts.</summary>
 public enum AdminExitCode
 {
-    /// <summary>The command did what it was asked.</summary>
+    /// <summary>The command did what it was asked (or <c>monitor</c> was quit).</summary>
     Ok = 0,
 
     /// <summary>The server could not be reached, or a statement failed.</summary>
@@ -20,4 +20,7 @@ public enum AdminExitCode
 
     /// <summary>A destructive command ran without <c>--yes</c>: it printed what it would do and changed nothing.</summary>
     NotConfirmed = 5,
+
+    /// <summary>The command was interrupted (Ctrl-C) before it finished; what a bulk command did so far stays done.</summary>
+    Interrupted = 130,
 }

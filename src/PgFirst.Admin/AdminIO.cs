@@ -9,6 +9,21 @@ namespace PgFirst.Admin;
 /// <param name="Environment">Reads an environment variable.</param>
 public sealed record AdminIO(IAnsiConsole Console, TextWriter Out, TextWriter Error, Func<string, string?> Environment)
 {
-    /// <summary>Gets the process's terminal and environment.</summary>
-    public static AdminIO System => new(AnsiConsole.Console, global::System.Console.Out, global::System.Console.Error, global::System.Environment.GetEnvironmentVariable);
+    /// <summary>
+    /// Gets the process's terminal and environment. Output to a pipe or a file is laid out for 160 columns (or
+    /// <c>$COLUMNS</c>) rather than the 80 a console without a terminal reports, so tables stay one line per row.
+    /// </summary>
+    public static AdminIO System
+    {
+        get
+        {
+            var console = AnsiConsole.Console;
+            if (global::System.Console.IsOutputRedirected)
+            {
+                console.Profile.Width = int.TryParse(global::System.Environment.GetEnvironmentVariable("COLUMNS"), out var columns) && columns is >= 40 and <= 1000 ? columns : 160;
+            }
+
+            return new(console, global::System.Console.Out, global::System.Console.Error, global::System.Environment.GetEnvironmentVariable);
+        }
+    }
 }

@@ -9,13 +9,14 @@ namespace PgFirst.Core;
 /// <summary>
 /// Reads what an operator wants to see about a PgFirst schema, without changing anything: the server, the schema
 /// scripts applied and pending, each table's rows, sizes and dead tuples, the last maintenance runs, replication and
-/// whether a pooler sits in front. Used by the <c>pgfirst-admin</c> tool; safe on a production database (catalog and
-/// statistics reads, plus an exact row count only for tables the statistics put under a million rows).
+/// whether a pooler sits in front. Used by the <c>pgfirst-admin</c> tool. It reads the catalog and the statistics,
+/// plus an exact row count of the tables whose heap is at most <see cref="ExactCountMaxBytes"/> (a bounded scan);
+/// bigger tables show the statistics' estimate.
 /// </summary>
 public sealed class PgFirstInspector
 {
-    /// <summary>Tables estimated at or above this many rows are reported with the statistics' estimate, not counted.</summary>
-    public const long ExactCountLimit = 1_000_000;
+    /// <summary>Tables whose heap is bigger than this (64 MiB) are reported with the statistics' row estimate, not counted.</summary>
+    public const long ExactCountMaxBytes = 64L * 1024 * 1024;
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
@@ -41,7 +42,8 @@ public sealed class PgFirstInspector
     /// <param name="modules">The modules the schema should carry (their scripts are compared with what is applied).</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>The status; <see cref="PgFirstStatus.SchemaExists"/> is <see langword="false"/> when the schema is missing.</returns>
-    /// <exception cref="PgFirstSchemaException">The server could not be reached.</exception>
+    /// <exception cref="PgFirstSchemaException">The server could not be reached (when reading the schema versions).</exception>
+    /// <exception cref="NpgsqlException">The server failed or went away afterwards.</exception>
     public async Task<PgFirstStatus> GetStatusAsync(IEnumerable<PgSchemaModule> modules, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(modules);
@@ -142,11 +144,12 @@ public sealed class PgFirstInspector
     private async Task<IReadOnlyList<PgTableStatus>> ReadTablesAsync(NpgsqlConnection connection, IReadOnlyList<PgSchemaModule> modules, CancellationToken cancellationToken)
     {
         var tables = new List<PgTableStatus>();
+        var heaps = new List<long>();
         var command = new NpgsqlCommand(
             """
             SELECT c.relname, c.reltuples::bigint, COALESCE(s.n_live_tup, 0), COALESCE(s.n_dead_tup, 0),
                    pg_table_size(c.oid), pg_indexes_size(c.oid), c.relpersistence = 'u',
-                   GREATEST(s.last_vacuum, s.last_autovacuum)
+                   GREATEST(s.last_vacuum, s.last_autovacuum), pg_relation_size(c.oid)
             FROM pg_class AS c
             JOIN pg_namespace AS n ON n.oid = c.relnamespace
             LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
@@ -163,7 +166,8 @@ public sealed class PgFirstInspector
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     var name = reader.GetString(0);
-                    var estimate = Math.Max(reader.GetInt64(1), reader.GetInt64(2));
+                    var estimate = Math.Max(Math.Max(reader.GetInt64(1), reader.GetInt64(2)), 0);
+                    heaps.Add(reader.GetInt64(8));
                     tables.Add(new PgTableStatus(
                         modules.FirstOrDefault(m => m.FindScriptDefining(name) is not null)?.Name,
                         name,
@@ -180,7 +184,7 @@ public sealed class PgFirstInspector
 
         for (var i = 0; i < tables.Count; i++)
         {
-            if (tables[i].Rows < ExactCountLimit)
+            if (heaps[i] <= ExactCountMaxBytes)
             {
                 var count = new NpgsqlCommand($"SELECT count(*) FROM {PgSqlIdentifier.Quote(_schemaName)}.{PgSqlIdentifier.Quote(tables[i].Name)}", connection);
                 await using (count.ConfigureAwait(false))

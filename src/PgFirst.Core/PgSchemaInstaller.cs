@@ -224,7 +224,8 @@ public sealed partial class PgSchemaInstaller
     /// <summary>
     /// Compares the scripts of <see cref="Modules"/> with what <c>{schema}.schema_version</c> records, without
     /// changing anything: each expected script is applied (with its checksum or a different one) or pending, and a
-    /// recorded script no module here knows (a newer library applied it, or a module not listed) is reported too.
+    /// recorded script of one of these modules that this version does not have (a newer library applied it) is
+    /// reported as unknown. Scripts of modules not listed are left out.
     /// </summary>
     /// <param name="cancellationToken">The token to cancel the operation.</param>
     /// <returns>The states, expected scripts first in apply order, then unknown ones.</returns>

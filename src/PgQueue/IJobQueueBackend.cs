@@ -172,29 +172,64 @@ public interface IJobQueueBackend
         throw new NotSupportedException($"{GetType().Name} does not list queues.");
 
     /// <summary>
-    /// Reads each queue's recent activity: its oldest job waiting to run, and the jobs that finished since
-    /// <paramref name="since"/> by state (succeeded jobs only as far as <c>SucceededRetention</c> keeps them). The
-    /// default implementation throws <see cref="NotSupportedException"/>.
+    /// Reads each queue's activity: how long its oldest due job has waited (a few index probes per queue) and, when
+    /// <paramref name="since"/> is given, the jobs that finished since then by state (succeeded ones only as far as
+    /// <c>SucceededRetention</c> keeps them; this part reads the finished jobs of the window, which has no index of
+    /// its own). The default implementation throws <see cref="NotSupportedException"/>.
     /// </summary>
     /// <param name="queues">The queues.</param>
     /// <param name="now">The current time (what is due).</param>
-    /// <param name="since">The start of the window.</param>
+    /// <param name="since">The start of the window, or <see langword="null"/> to skip the finished counts.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>One entry per queue, in order.</returns>
-    ValueTask<IReadOnlyList<QueueActivity>> GetActivityAsync(IReadOnlyList<string> queues, DateTimeOffset now, DateTimeOffset since, CancellationToken cancellationToken) =>
+    ValueTask<IReadOnlyList<QueueActivity>> GetActivityAsync(IReadOnlyList<string> queues, DateTimeOffset now, DateTimeOffset? since, CancellationToken cancellationToken) =>
         throw new NotSupportedException($"{GetType().Name} does not report queue activity.");
 
     /// <summary>
-    /// Deletes (or with <paramref name="dryRun"/> counts) finished jobs (succeeded, cancelled, dead) that finished
-    /// before <paramref name="finishedBefore"/>, whatever their retention. The default implementation throws
+    /// Lists the ids of a queue's dead jobs that died at or before <paramref name="diedAtOrBefore"/>, newest first,
+    /// after the position <paramref name="after"/> (keyset paging on the dead-job index, so a page never returns a
+    /// job twice and jobs that die later are not reached). The default implementation throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="queue">The queue.</param>
+    /// <param name="diedAtOrBefore">The newest death to include.</param>
+    /// <param name="after">The last (finished_at, id) of the previous page, or <see langword="null"/> for the first page.</param>
+    /// <param name="limit">The page size.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The page: each job's id and when it died.</returns>
+    ValueTask<IReadOnlyList<(long Id, DateTimeOffset DiedAt)>> ListDeadPageAsync(string queue, DateTimeOffset diedAtOrBefore, (DateTimeOffset DiedAt, long Id)? after, int limit, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not page dead jobs.");
+
+    /// <summary>
+    /// Counts the finished jobs (succeeded, cancelled, dead) that finished before <paramref name="finishedBefore"/>.
+    /// The default implementation throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    /// <param name="finishedBefore">The cut-off.</param>
+    /// <param name="queue">A queue, or <see langword="null"/> for all.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>How many there are.</returns>
+    ValueTask<long> CountFinishedBeforeAsync(DateTimeOffset finishedBefore, string? queue, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not count finished jobs.");
+
+    /// <summary>
+    /// Deletes, among the finished jobs whose ids are in [<paramref name="fromId"/>, <paramref name="toId"/>), those
+    /// that finished before <paramref name="finishedBefore"/>, whatever their retention: one short statement on a
+    /// primary-key range, so a purge walks a large table in bounded steps. The default implementation throws
     /// <see cref="NotSupportedException"/>.
     /// </summary>
     /// <param name="finishedBefore">The cut-off.</param>
     /// <param name="queue">A queue, or <see langword="null"/> for all.</param>
-    /// <param name="dryRun">Whether to count only.</param>
+    /// <param name="fromId">The first id of the range.</param>
+    /// <param name="toId">The id after the range.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
-    /// <returns>How many were (or would be) deleted.</returns>
-    ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue, bool dryRun, CancellationToken cancellationToken) =>
+    /// <returns>How many were deleted.</returns>
+    ValueTask<long> PurgeFinishedRangeAsync(DateTimeOffset finishedBefore, string? queue, long fromId, long toId, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not purge finished jobs.");
+
+    /// <summary>Reads the smallest and largest id of the finished jobs from <paramref name="fromId"/> on, or <see langword="null"/> when there is none. The default implementation throws <see cref="NotSupportedException"/>.</summary>
+    /// <param name="fromId">The smallest id to consider.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The id range.</returns>
+    ValueTask<(long First, long Last)?> GetFinishedIdRangeAsync(long fromId, CancellationToken cancellationToken) =>
         throw new NotSupportedException($"{GetType().Name} does not purge finished jobs.");
 
     /// <summary>Checks the store answers and its schema is there.</summary>

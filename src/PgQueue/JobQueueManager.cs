@@ -94,18 +94,20 @@ public sealed class JobQueueManager
     public ValueTask<IReadOnlyList<string>> ListQueuesAsync(CancellationToken cancellationToken = default) => _backend.ListQueuesAsync(cancellationToken);
 
     /// <summary>
-    /// Reads each queue's depth by state, how long its oldest due job has waited, and how many jobs finished over the
-    /// last <paramref name="window"/> (succeeded jobs as far as <see cref="PgQueueOptions.SucceededRetention"/> keeps them).
+    /// Reads each queue's depth by state and how long its oldest due job has waited (index probes only) and, with a
+    /// <paramref name="window"/>, how many jobs finished over it (succeeded jobs as far as
+    /// <see cref="PgQueueOptions.SucceededRetention"/> keeps them; this reads the window's finished jobs).
     /// </summary>
-    /// <param name="queues">The queues, or <see langword="null"/> for every queue with a job.</param>
-    /// <param name="window">The activity window (1 minute to 1 day).</param>
+    /// <param name="queues">The queues, or <see langword="null"/> for every queue with a job (which reads every job's queue name once).</param>
+    /// <param name="window">The window of the finished counts (1 minute to 1 day), or <see langword="null"/> to skip them.</param>
     /// <param name="cap">The cap of each depth count (1 to 1,000,000).</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>One entry per queue.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The window or the cap is out of range.</exception>
     /// <exception cref="NotSupportedException">The backend does not report activity.</exception>
-    public async ValueTask<IReadOnlyList<QueueOverview>> GetOverviewAsync(IReadOnlyList<string>? queues, TimeSpan window, int cap = 10_000, CancellationToken cancellationToken = default)
+    public async ValueTask<IReadOnlyList<QueueOverview>> GetOverviewAsync(IReadOnlyList<string>? queues, TimeSpan? window, int cap = 10_000, CancellationToken cancellationToken = default)
     {
-        if (window < TimeSpan.FromMinutes(1) || window > TimeSpan.FromDays(1))
+        if (window is { } w && (w < TimeSpan.FromMinutes(1) || w > TimeSpan.FromDays(1)))
         {
             throw new ArgumentOutOfRangeException(nameof(window), window, "The activity window is between 1 minute and 1 day.");
         }
@@ -125,29 +127,30 @@ public sealed class JobQueueManager
     }
 
     /// <summary>
-    /// Moves every dead job of a queue back to it with fresh attempts (<see cref="RequeueAsync"/> one by one, newest
-    /// first). A job whose unique key another job holds again stays dead and is counted as skipped.
+    /// Moves every job of a queue that was dead when the call began back to the queue with fresh attempts
+    /// (<see cref="RequeueAsync"/> one by one, newest first, paging by position so each dead job is tried once). A job
+    /// whose unique key another job holds again stays dead and is counted as skipped; a job that dies again during
+    /// the call is not tried a second time.
     /// </summary>
     /// <param name="queue">The queue.</param>
+    /// <param name="batchSize">The dead jobs read per page (1 to 1,000).</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>How many were requeued, and how many stayed dead.</returns>
-    public async ValueTask<(int Requeued, int Skipped)> RequeueDeadAsync(string queue, CancellationToken cancellationToken = default)
+    /// <exception cref="NotSupportedException">The backend cannot page dead jobs.</exception>
+    public async ValueTask<(int Requeued, int Skipped)> RequeueDeadAsync(string queue, int batchSize = 1000, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(queue);
-        var seen = new HashSet<long>();
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(batchSize, 1000);
+        var startedAt = _timeProvider.GetUtcNow();
+        (DateTimeOffset, long)? after = null;
         int requeued = 0, skipped = 0;
         while (true)
         {
-            var page = await _backend.ListFinishedAsync(queue, JobState.Dead, 1000, cancellationToken).ConfigureAwait(false);
-            var fresh = page.Where(j => seen.Add(j.Id)).ToList();
-            if (fresh.Count == 0)
+            var page = await _backend.ListDeadPageAsync(queue, startedAt, after, batchSize, cancellationToken).ConfigureAwait(false);
+            foreach (var (id, _) in page)
             {
-                return (requeued, skipped);
-            }
-
-            foreach (var job in fresh)
-            {
-                if (await RequeueAsync(job.Id, cancellationToken).ConfigureAwait(false))
+                if (await RequeueAsync(id, cancellationToken).ConfigureAwait(false))
                 {
                     requeued++;
                 }
@@ -156,21 +159,57 @@ public sealed class JobQueueManager
                     skipped++;
                 }
             }
+
+            if (page.Count < batchSize)
+            {
+                return (requeued, skipped);
+            }
+
+            after = (page[^1].DiedAt, page[^1].Id);
         }
     }
 
+    /// <summary>Counts the finished jobs (succeeded, cancelled, dead) that finished before a time: what <see cref="PurgeFinishedAsync"/> would delete.</summary>
+    /// <param name="finishedBefore">The cut-off.</param>
+    /// <param name="queue">A queue, or <see langword="null"/> for all.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>How many there are.</returns>
+    /// <exception cref="NotSupportedException">The backend cannot count them.</exception>
+    public ValueTask<long> CountFinishedBeforeAsync(DateTimeOffset finishedBefore, string? queue = null, CancellationToken cancellationToken = default) =>
+        _backend.CountFinishedBeforeAsync(finishedBefore, queue, cancellationToken);
+
     /// <summary>
-    /// Deletes finished jobs (succeeded, cancelled, dead) that finished before a time, whatever their retention; with
-    /// <paramref name="dryRun"/>, counts them and deletes nothing.
+    /// Deletes the finished jobs (succeeded, cancelled, dead) that finished before a time, whatever their retention,
+    /// walking the finished jobs' ids in ranges of <paramref name="batchSize"/> so that each statement is short (no
+    /// long lock, no burst of WAL for a replica to catch up on).
     /// </summary>
     /// <param name="finishedBefore">The cut-off.</param>
     /// <param name="queue">A queue, or <see langword="null"/> for all.</param>
-    /// <param name="dryRun">Whether to count only.</param>
-    /// <param name="cancellationToken">The cancellation token.</param>
-    /// <returns>How many were (or would be) deleted.</returns>
+    /// <param name="batchSize">The ids per statement (100 to 1,000,000).</param>
+    /// <param name="cancellationToken">The cancellation token; a cancelled purge keeps what it deleted so far.</param>
+    /// <returns>How many were deleted.</returns>
     /// <exception cref="NotSupportedException">The backend cannot purge.</exception>
-    public ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue = null, bool dryRun = false, CancellationToken cancellationToken = default) =>
-        _backend.PurgeFinishedAsync(finishedBefore, queue, dryRun, cancellationToken);
+    public async ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue = null, int batchSize = 10_000, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 100);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(batchSize, 1_000_000);
+        // Ranges of ids, each deleted by one statement; empty stretches (ids of jobs not kept) are skipped over.
+        long deleted = 0;
+        var next = long.MinValue;
+        while (await _backend.GetFinishedIdRangeAsync(next, cancellationToken).ConfigureAwait(false) is var (from, last))
+        {
+            var to = from > long.MaxValue - batchSize ? long.MaxValue : from + batchSize;
+            deleted += await _backend.PurgeFinishedRangeAsync(finishedBefore, queue, from, to, cancellationToken).ConfigureAwait(false);
+            if (to > last)
+            {
+                break;
+            }
+
+            next = to;
+        }
+
+        return deleted;
+    }
 
     /// <summary>Deletes finished jobs past their retention, at most <paramref name="batchSize"/> (the maintenance runner does this on PostgreSQL).</summary>
     /// <param name="batchSize">The most to delete.</param>

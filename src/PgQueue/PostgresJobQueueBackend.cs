@@ -794,30 +794,52 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
             cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
-    public async ValueTask<IReadOnlyList<QueueActivity>> GetActivityAsync(IReadOnlyList<string> queues, DateTimeOffset now, DateTimeOffset since, CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<QueueActivity>> GetActivityAsync(IReadOnlyList<string> queues, DateTimeOffset now, DateTimeOffset? since, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(queues);
         return await WithReadConnectionAsync(
             async (connection, ct) =>
             {
-                var command = new NpgsqlCommand(_sql.Activity, connection);
-                await using var commandScope = command.ConfigureAwait(false);
-                command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. queues], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-                command.Parameters.Add(Time(now));
-                command.Parameters.Add(Time(since));
-                var activity = new List<QueueActivity>(queues.Count);
-                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
+                var oldest = new List<DateTimeOffset?>(queues.Count);
+                var command = new NpgsqlCommand(_sql.OldestDue, connection);
+                await using (command.ConfigureAwait(false))
                 {
-                    while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. queues], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                    command.Parameters.Add(Time(now));
+                    var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                    await using (reader.ConfigureAwait(false))
                     {
-                        activity.Add(new QueueActivity(
-                            reader.GetString(0),
-                            await reader.IsDBNullAsync(1, ct).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(1, ct).ConfigureAwait(false),
-                            reader.GetInt64(2),
-                            reader.GetInt64(3),
-                            reader.GetInt64(4)));
+                        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                        {
+                            oldest.Add(await reader.IsDBNullAsync(1, ct).ConfigureAwait(false) ? null : await reader.GetFieldValueAsync<DateTimeOffset>(1, ct).ConfigureAwait(false));
+                        }
                     }
+                }
+
+                var finished = new List<(long, long, long)?>(queues.Count);
+                if (since is { } from)
+                {
+                    var counts = new NpgsqlCommand(_sql.FinishedSince, connection);
+                    await using (counts.ConfigureAwait(false))
+                    {
+                        counts.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. queues], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                        counts.Parameters.Add(Time(from));
+                        var reader = await counts.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                        await using (reader.ConfigureAwait(false))
+                        {
+                            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                            {
+                                finished.Add((reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
+                            }
+                        }
+                    }
+                }
+
+                var activity = new List<QueueActivity>(queues.Count);
+                for (var i = 0; i < queues.Count; i++)
+                {
+                    var counted = since is null ? null : finished[i];
+                    activity.Add(new QueueActivity(queues[i], oldest[i], counted?.Item1, counted?.Item2, counted?.Item3));
                 }
 
                 return (IReadOnlyList<QueueActivity>)activity;
@@ -826,15 +848,71 @@ public sealed class PostgresJobQueueBackend : IJobQueueBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask<long> PurgeFinishedAsync(DateTimeOffset finishedBefore, string? queue, bool dryRun, CancellationToken cancellationToken) =>
+    public async ValueTask<IReadOnlyList<(long Id, DateTimeOffset DiedAt)>> ListDeadPageAsync(string queue, DateTimeOffset diedAtOrBefore, (DateTimeOffset DiedAt, long Id)? after, int limit, CancellationToken cancellationToken) =>
         await WithConnectionAsync(
             async (connection, ct) =>
             {
-                var command = new NpgsqlCommand(dryRun ? _sql.CountFinishedBefore : _sql.PurgeFinishedBefore, connection);
+                var command = new NpgsqlCommand(_sql.DeadPage, connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Parameters.Add(Text(queue));
+                command.Parameters.Add(Time(diedAtOrBefore));
+                command.Parameters.Add(new NpgsqlParameter { Value = after is { } a ? a.DiedAt : DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                command.Parameters.Add(Long(after?.Id ?? 0));
+                command.Parameters.Add(Int(limit));
+                var page = new List<(long, DateTimeOffset)>();
+                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    {
+                        page.Add((reader.GetInt64(0), await reader.GetFieldValueAsync<DateTimeOffset>(1, ct).ConfigureAwait(false)));
+                    }
+                }
+
+                return (IReadOnlyList<(long Id, DateTimeOffset DiedAt)>)page;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask<long> CountFinishedBeforeAsync(DateTimeOffset finishedBefore, string? queue, CancellationToken cancellationToken) =>
+        await WithConnectionAsync(
+            async (connection, ct) =>
+            {
+                var command = new NpgsqlCommand(_sql.CountFinishedBefore, connection);
                 await using var commandScope = command.ConfigureAwait(false);
                 command.Parameters.Add(Time(finishedBefore));
                 command.Parameters.Add(Text(queue));
                 return (long)(await command.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask<long> PurgeFinishedRangeAsync(DateTimeOffset finishedBefore, string? queue, long fromId, long toId, CancellationToken cancellationToken) =>
+        await WithConnectionAsync(
+            async (connection, ct) =>
+            {
+                var command = new NpgsqlCommand(_sql.PurgeFinishedRange, connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Parameters.Add(Time(finishedBefore));
+                command.Parameters.Add(Text(queue));
+                command.Parameters.Add(Long(fromId));
+                command.Parameters.Add(Long(toId));
+                return (long)(await command.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async ValueTask<(long First, long Last)?> GetFinishedIdRangeAsync(long fromId, CancellationToken cancellationToken) =>
+        await WithConnectionAsync(
+            async (connection, ct) =>
+            {
+                var command = new NpgsqlCommand(_sql.FinishedIdRange, connection);
+                await using var commandScope = command.ConfigureAwait(false);
+                command.Parameters.Add(Long(fromId));
+                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using var readerScope = reader.ConfigureAwait(false);
+                await reader.ReadAsync(ct).ConfigureAwait(false);
+                return await reader.IsDBNullAsync(0, ct).ConfigureAwait(false) ? ((long, long)?)null : (reader.GetInt64(0), reader.GetInt64(1));
             },
             cancellationToken).ConfigureAwait(false);
 

@@ -67,7 +67,7 @@ public interface IPgRateLimitStore
     /// this client's window, count and reset?). The default implementation throws <see cref="NotSupportedException"/>.
     /// </summary>
     /// <param name="limiterId">The limiter identity (the policy name unless <see cref="PgFixedWindowRateLimiterOptions.LimiterId"/> was set).</param>
-    /// <param name="partitionKey">The partition key.</param>
+    /// <param name="partitionKey">The partition key as the policy produced it (a long key is looked up by its hash, as the limiter stores it).</param>
     /// <param name="cancellationToken">The token to cancel the read.</param>
     /// <returns>The counter, or <see langword="null"/> when the partition has none (never hit, or cleaned up).</returns>
     ValueTask<PgRateLimitCounter?> InspectAsync(string limiterId, string partitionKey, CancellationToken cancellationToken) =>

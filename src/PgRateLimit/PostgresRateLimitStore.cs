@@ -181,6 +181,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
     {
         ArgumentException.ThrowIfNullOrEmpty(limiterId);
         ArgumentNullException.ThrowIfNull(partitionKey);
+        var stored = PgRateLimitPartition.Normalize(partitionKey);
         try
         {
             var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -194,7 +195,7 @@ public sealed class PostgresRateLimitStore : IPgRateLimitStore
                 connection);
             await using var commandScope = command.ConfigureAwait(false);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = limiterId, NpgsqlDbType = NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = partitionKey, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = stored, NpgsqlDbType = NpgsqlDbType.Text });
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var readerScope = reader.ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

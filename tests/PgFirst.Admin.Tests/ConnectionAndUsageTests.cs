@@ -19,6 +19,21 @@ public sealed class ConnectionAndUsageTests(PostgresServer server) : AdminTest(s
     }
 
     [Fact]
+    public async Task WrongPassword_IsAConnectionFailure_Exit1_NotASchemaProblem()
+    {
+        var wrong = new NpgsqlConnectionStringBuilder(Server.DirectConnectionString) { Password = "not-the-password-" + Guid.NewGuid().ToString("N") }.ConnectionString;
+
+        foreach (var args in new[] { new[] { "status" }, ["schema", "verify"], ["jobs", "stats"] })
+        {
+            var run = await AdminRun.RunAsync(wrong, null, CancellationToken, [.. args, "--schema", Schema]);
+
+            AssertExit(AdminExitCode.Failed, run);
+            AssertOneErrorLine(run, "cannot connect to PostgreSQL");
+            Assert.Contains("28P01", run.Error, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task NoConnectionConfigured_SaysHowToGiveOne_Exit2()
     {
         var run = await AdminRun.RunAsync("", new Dictionary<string, string>(), CancellationToken, "status");

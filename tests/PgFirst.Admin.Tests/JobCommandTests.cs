@@ -3,6 +3,7 @@ using PgQueue;
 
 namespace PgFirst.Admin.Tests;
 
+[Trait("Category", "Pooler")]
 public sealed class JobCommandTests(PostgresServer server) : AdminTest(server)
 {
     private PostgresJobQueueBackend _backend = null!;
@@ -25,7 +26,7 @@ public sealed class JobCommandTests(PostgresServer server) : AdminTest(server)
         var run = await AdminAsync("jobs", "stats");
 
         AssertExit(AdminExitCode.Ok, run);
-        Assert.Matches(@"email\s+│\s+2\s+│\s+1\s+│\s+0\s+│\s+0\s+│\s+3m 0\ds\s+│", run.Output);
+        Assert.Matches(@"email\s+│\s+2\s+│\s+1\s+│\s+0\s+│\s+0\s+│\s+\dm \d\ds\s+│", run.Output);
         Assert.Matches(@"reports\s+│\s+0\s+│\s+0\s+│\s+0\s+│\s+1\s+│\s+-\s+│\s+0\s+│\s+1\s+│", run.Output);
 
         var json = (await AdminAsync("jobs", "stats", "--json", "--window", "1h")).Json.EnumerateArray().ToList();
@@ -77,11 +78,15 @@ public sealed class JobCommandTests(PostgresServer server) : AdminTest(server)
 
         await KillAsync(await EnqueueAsync("email", now), "email");
 
-        var single = await AdminAsync("jobs", "requeue", first.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var unconfirmed = await AdminAsync("jobs", "requeue", first.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        AssertExit(AdminExitCode.NotConfirmed, unconfirmed);
+        Assert.Equal(JobState.Dead, (await _backend.GetJobAsync(first, CancellationToken))!.State);
+
+        var single = await AdminAsync("jobs", "requeue", first.ToString(System.Globalization.CultureInfo.InvariantCulture), "--yes");
         AssertExit(AdminExitCode.Ok, single);
         Assert.Equal(JobState.Available, (await _backend.GetJobAsync(first, CancellationToken))!.State);
 
-        var again = await AdminAsync("jobs", "requeue", first.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var again = await AdminAsync("jobs", "requeue", first.ToString(System.Globalization.CultureInfo.InvariantCulture), "--yes");
         AssertExit(AdminExitCode.Failed, again);
         AssertOneErrorLine(again, "is available: only dead or cancelled jobs are requeued");
 
@@ -97,7 +102,32 @@ public sealed class JobCommandTests(PostgresServer server) : AdminTest(server)
         Assert.Equal(1, await DeadAsync("email"));
 
         AssertExit(AdminExitCode.Usage, await AdminAsync("jobs", "requeue", "--all-dead", "--yes"));
-        AssertExit(AdminExitCode.Usage, await AdminAsync("jobs", "requeue"));
+        AssertExit(AdminExitCode.Usage, await AdminAsync("jobs", "requeue", "--yes"));
+    }
+
+    [Fact]
+    public async Task Cancel_ARunningJob_FailsEvenAsADryRun()
+    {
+        var id = await EnqueueAsync("email", DateTimeOffset.UtcNow);
+        await _backend.ClaimAsync(new JobClaimRequest { Queue = "email", Count = 1, Worker = "test", Now = DateTimeOffset.UtcNow, LeaseExpiresAt = DateTimeOffset.UtcNow.AddMinutes(5) }, CancellationToken);
+
+        var run = await AdminAsync("jobs", "cancel", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        AssertExit(AdminExitCode.Failed, run);
+        AssertOneErrorLine(run, "is running: only available or scheduled jobs are cancelled");
+    }
+
+    [Fact]
+    public async Task ABulkCommand_Interrupted_Exits130()
+    {
+        await KillAsync(await EnqueueAsync("reports", DateTimeOffset.UtcNow), "reports", DateTimeOffset.UtcNow.AddDays(-9));
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        var run = await AdminRun.RunAsync(Server.ConnectionString, null, cancelled.Token, "jobs", "purge", "--finished-before", "7d", "--yes", "--schema", Schema);
+
+        AssertExit(AdminExitCode.Interrupted, run);
+        AssertOneErrorLine(run, "interrupted");
     }
 
     [Fact]

@@ -29,6 +29,20 @@ public sealed class RateLimitCommandTests(PostgresServer server) : AdminTest(ser
         Assert.Equal(0, start.ToUnixTimeSeconds() % 3600);
     }
 
+    // A key over 256 characters is stored by its hash: inspect takes the key as the policy produced it.
+    [Fact]
+    public async Task Inspect_ALongPartitionKey_IsFoundAsTheLimiterStoredIt()
+    {
+        var key = "header:" + new string('k', 400);
+        using var limiter = new PgFixedWindowRateLimiter(new PostgresRateLimitStore(DataSource, Options), "api", key, new PgFixedWindowRateLimiterOptions { PermitLimit = 10, Window = TimeSpan.FromHours(1), Timeout = TimeSpan.FromSeconds(5) });
+        (await limiter.AcquireAsync(1, CancellationToken)).Dispose();
+
+        var run = await AdminAsync("ratelimit", "inspect", "--policy", "api", "--partition", key, "--json");
+
+        AssertExit(AdminExitCode.Ok, run);
+        Assert.Equal(1, run.Json.GetProperty("hits").GetInt64());
+    }
+
     [Fact]
     public async Task Inspect_AnUnknownPartition_Exits4_AndMissingOptionsExit2()
     {

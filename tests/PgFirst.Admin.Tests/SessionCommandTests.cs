@@ -4,6 +4,7 @@ using PgSessions;
 
 namespace PgFirst.Admin.Tests;
 
+[Trait("Category", "Pooler")]
 public sealed class SessionCommandTests(PostgresServer server) : AdminTest(server)
 {
     private PgSessionRecord _aliceLaptop = null!;
@@ -44,7 +45,9 @@ public sealed class SessionCommandTests(PostgresServer server) : AdminTest(serve
 
         AssertExit(AdminExitCode.Ok, run);
         Assert.Contains(_aliceLaptop.SessionId.ToString(), run.Output, StringComparison.Ordinal);
-        Assert.True(run.Output.IndexOf("Firefox on Linux", StringComparison.Ordinal) < run.Output.IndexOf("Safari on iPhone", StringComparison.Ordinal));
+        var laptop = run.Output.IndexOf("Firefox on Linux", StringComparison.Ordinal);
+        var phone = run.Output.IndexOf("Safari on iPhone", StringComparison.Ordinal);
+        Assert.True(laptop >= 0 && phone > laptop, run.ToString());
 
         var json = (await AdminAsync("sessions", "list", "--user", "alice", "--json")).Json;
         Assert.Equal(2, json.GetArrayLength());
@@ -66,12 +69,24 @@ public sealed class SessionCommandTests(PostgresServer server) : AdminTest(serve
         Assert.Equal(5, await CountAsync());
 
         var all = await AdminAsync("sessions", "revoke", "--user", "alice", "--yes");
-        Assert.Contains("Revoked 1 session(s).", all.Output, StringComparison.Ordinal);
+        Assert.Contains("Revoked 1 session(s) in tenant 'default'.", all.Output, StringComparison.Ordinal);
         Assert.Equal(1, (await AdminAsync("sessions", "list", "--user", "alice", "--tenant", "acme", "--json")).Json.GetArrayLength());
 
         var again = await AdminAsync("sessions", "revoke", "--id", _aliceLaptop.SessionId.ToString(), "--yes");
         AssertExit(AdminExitCode.NotFound, again);
         AssertOneErrorLine(again, "no session");
+    }
+
+    [Fact]
+    public async Task SessionCommands_OnAnUnreachableServer_OrAMissingSchema_OneLineAndTheirExitCode()
+    {
+        var down = await AdminRun.RunAsync("Host=127.0.0.1;Port=1;Username=x;Password=y;Database=z", null, CancellationToken, "sessions", "list", "--user", "alice");
+        AssertExit(AdminExitCode.Failed, down);
+        AssertOneErrorLine(down, "cannot reach PostgreSQL at 127.0.0.1:1");
+
+        var missing = await AdminRun.RunAsync(Server.ConnectionString, null, CancellationToken, "sessions", "stats", "--schema", "t_missing_" + Guid.NewGuid().ToString("N")[..8]);
+        AssertExit(AdminExitCode.SchemaNotReady, missing);
+        AssertOneErrorLine(missing, "t_missing_");
     }
 
     [Theory]

@@ -23,6 +23,9 @@ public static class DependencyRules
         }
 
         Assert.DoesNotContain(dependencies, d => d.Contains("Redis", StringComparison.OrdinalIgnoreCase));
+
+        // The operator tool's console packages stay in PgFirst.Admin.
+        Assert.DoesNotContain(dependencies, d => d.StartsWith("Spectre.", StringComparison.OrdinalIgnoreCase) || d.Equals("System.CommandLine", StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>

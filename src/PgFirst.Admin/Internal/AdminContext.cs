@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using Npgsql;
 using PgFirst.Core;
 using Spectre.Console;
@@ -25,7 +26,7 @@ internal sealed class AdminContext : IAsyncDisposable
         IO = io;
         Json = parse.GetValue(GlobalOptions.Json);
         SchemaName = parse.GetValue(GlobalOptions.Schema) ?? io.Environment("PGFIRST_SCHEMA") ?? PgFirstOptions.DefaultSchemaName;
-        if (!System.Text.RegularExpressions.Regex.IsMatch(SchemaName, "^[a-z_][a-z0-9_]{0,62}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant))
+        if (!Regex.IsMatch(SchemaName, "^[a-z_][a-z0-9_]{0,62}$", RegexOptions.CultureInvariant))
         {
             throw AdminException.Usage($"'{SchemaName}' is not a valid schema name (lowercase letters, digits and _, starting with a letter or _).");
         }
@@ -42,6 +43,9 @@ internal sealed class AdminContext : IAsyncDisposable
     public string ConnectionString { get; }
 
     public NpgsqlDataSource DataSource => _dataSource ??= new NpgsqlDataSourceBuilder(ConnectionString).Build();
+
+    // The stores' options: this schema, and transaction-pooler mode (no prepared statements), right direct or pooled.
+    public PgFirstOptions StoreOptions => new() { SchemaName = SchemaName, Pooler = PgPoolerMode.Transaction };
 
     public string Where
     {
@@ -85,11 +89,22 @@ internal sealed class AdminContext : IAsyncDisposable
             }
         }
 
-        if (!(text ?? "").Contains("Timeout", StringComparison.OrdinalIgnoreCase))
+        // Unless the connection string says otherwise: a quick verdict on an unreachable server, and room for a bulk
+        // command (a purge, a clear, a schema apply waiting on the installer's lock) to finish.
+        if (!Regex.IsMatch(text ?? "", @"(^|;)\s*(Timeout|Connect\s*Timeout)\s*=", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant))
         {
             builder.Timeout = 5;
         }
 
+        if (!Regex.IsMatch(text ?? "", @"(^|;)\s*Command\s*Timeout\s*=", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant))
+        {
+            builder.CommandTimeout = 300;
+        }
+
+        // The tool keeps no session state and prepares nothing, so it is safe behind a transaction pooler (PgBouncer)
+        // as well as direct: no reset on close, no automatic preparation, stores in transaction-pooler mode.
+        builder.NoResetOnClose = true;
+        builder.MaxAutoPrepare = 0;
         builder.ApplicationName ??= "pgfirst-admin";
         return builder.ConnectionString;
     }

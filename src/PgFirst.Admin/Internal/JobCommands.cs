@@ -35,7 +35,7 @@ internal static class JobCommands
                     dead = o.Depth.Dead,
                     capped = o.Depth.Capped,
                     oldestWaitingSeconds = o.OldestWaitingAge?.TotalSeconds,
-                    windowMinutes = o.Window.TotalMinutes,
+                    windowMinutes = o.Window?.TotalMinutes,
                     succeeded = o.Activity.Succeeded,
                     cancelled = o.Activity.Cancelled,
                     died = o.Activity.Dead,
@@ -62,13 +62,13 @@ internal static class JobCommands
                     Capped(o.Depth.Running, cap),
                     Capped(o.Depth.Dead, cap),
                     Format.Duration(o.OldestWaitingAge),
-                    Format.Count(o.Activity.Succeeded),
-                    Format.Count(o.Activity.Dead),
-                    o.FinishedPerMinute.ToString("0.#", CultureInfo.InvariantCulture));
+                    Format.Count(o.Activity.Succeeded ?? 0),
+                    Format.Count(o.Activity.Dead ?? 0),
+                    (o.FinishedPerMinute ?? 0).ToString("0.#", CultureInfo.InvariantCulture));
             }
 
             context.Write(table);
-            context.Line("Succeeded counts only jobs kept by PgQueue:SucceededRetention (none are kept by default).");
+            context.Line("Succeeded counts only jobs kept by PgQueue:SucceededRetention (none are kept by default). Without --queue the queue names are read from every job (a scan of the job tables).");
             return AdminExitCode.Ok;
         });
         jobs.Subcommands.Add(stats);
@@ -166,7 +166,7 @@ internal static class JobCommands
 
         var optionalId = new Argument<long?>("id") { Description = "The job id.", Arity = ArgumentArity.ZeroOrOne };
         var allDead = new Option<bool>("--all-dead") { Description = "Every dead job of --queue (needs --yes)." };
-        var requeue = new Command("requeue", "Move a dead or cancelled job back to its queue with fresh attempts; or, with --all-dead --queue Q --yes, every dead job of the queue.") { optionalId, allDead, queue, GlobalOptions.Yes };
+        var requeue = new Command("requeue", "Move a dead or cancelled job back to its queue with fresh attempts (it runs again); or, with --all-dead --queue Q, every job of the queue that is dead now. Needs --yes.") { optionalId, allDead, queue, GlobalOptions.Yes };
         requeue.SetAction(io, async (context, parse, cancellationToken) =>
         {
             var jobId = parse.GetValue(optionalId);
@@ -185,7 +185,7 @@ internal static class JobCommands
                     return CacheCommands.Unconfirmed(context, $"Would requeue the {Format.Count(dead)} dead job(s) of queue '{name}'.", new { requeued = 0, wouldRequeue = dead });
                 }
 
-                var (requeued, skipped) = await manager.RequeueDeadAsync(name, cancellationToken).ConfigureAwait(false);
+                var (requeued, skipped) = await manager.RequeueDeadAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
                 if (context.Json)
                 {
                     context.WriteJson(new { requeued, skipped });
@@ -203,11 +203,24 @@ internal static class JobCommands
                 throw AdminException.Usage("jobs requeue needs a job id, or --all-dead --queue Q.");
             }
 
+            var job = await manager.GetJobAsync(one, cancellationToken).ConfigureAwait(false)
+                ?? throw AdminException.NotFound($"no job {one} (never enqueued, or removed by retention).");
+            if (job.State is not (JobState.Dead or JobState.Cancelled))
+            {
+                throw new AdminException(AdminExitCode.Failed, $"job {one} is {job.State.ToString().ToLowerInvariant()}: only dead or cancelled jobs are requeued.");
+            }
+
+            if (!parse.GetValue(GlobalOptions.Yes))
+            {
+                return CacheCommands.Unconfirmed(context, $"Would requeue job {one} ({Markup.Escape(job.Kind)} in queue '{Markup.Escape(job.Queue)}', {job.State.ToString().ToLowerInvariant()}): it runs again with fresh attempts.", new { requeued = 0, wouldRequeue = 1 });
+            }
+
             if (!await manager.RequeueAsync(one, cancellationToken).ConfigureAwait(false))
             {
-                var job = await manager.GetJobAsync(one, cancellationToken).ConfigureAwait(false)
-                    ?? throw AdminException.NotFound($"no job {one} (never enqueued, or removed by retention).");
-                throw new AdminException(AdminExitCode.Failed, $"job {one} is {job.State.ToString().ToLowerInvariant()}: only dead or cancelled jobs are requeued (or another job holds its unique key).");
+                var now = await manager.GetJobAsync(one, cancellationToken).ConfigureAwait(false);
+                throw new AdminException(AdminExitCode.Failed, now is { State: JobState.Dead or JobState.Cancelled }
+                    ? $"job {one} was not requeued: another job holds its unique key '{now.UniqueKey}'."
+                    : $"job {one} is {now?.State.ToString().ToLowerInvariant() ?? "gone"}: only dead or cancelled jobs are requeued.");
             }
 
             if (context.Json)
@@ -230,6 +243,11 @@ internal static class JobCommands
             var manager = Manager(context);
             var job = await manager.GetJobAsync(jobId, cancellationToken).ConfigureAwait(false)
                 ?? throw AdminException.NotFound($"no job {jobId} (never enqueued, or removed by retention).");
+            if (job.State is not (JobState.Available or JobState.Scheduled))
+            {
+                throw new AdminException(AdminExitCode.Failed, $"job {jobId} is {job.State.ToString().ToLowerInvariant()}: only available or scheduled jobs are cancelled.");
+            }
+
             if (!parse.GetValue(GlobalOptions.Yes))
             {
                 return CacheCommands.Unconfirmed(context, $"Would cancel job {jobId} ({Markup.Escape(job.Kind)} in queue '{Markup.Escape(job.Queue)}', {job.State.ToString().ToLowerInvariant()}).", new { cancelled = false, state = job.State });
@@ -265,7 +283,7 @@ internal static class JobCommands
             var scope = $"finished before {Format.Time(cutoff)}{(name is null ? "" : $" in queue '{name}'")}";
             if (!parse.GetValue(GlobalOptions.Yes))
             {
-                var count = await manager.PurgeFinishedAsync(cutoff, name, dryRun: true, cancellationToken).ConfigureAwait(false);
+                var count = await manager.CountFinishedBeforeAsync(cutoff, name, cancellationToken).ConfigureAwait(false);
                 return CacheCommands.Unconfirmed(context, $"Would delete {Format.Count(count)} finished job(s) {scope}.", new { deleted = 0, wouldDelete = count });
             }
 
@@ -290,5 +308,5 @@ internal static class JobCommands
     private static string Shorten(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
 
     private static JobQueueManager Manager(AdminContext context) =>
-        new(new PostgresJobQueueBackend(context.DataSource, context.SchemaName), new PgQueueOptions(), TimeProvider.System);
+        new(new PostgresJobQueueBackend(context.DataSource, context.StoreOptions), new PgQueueOptions(), TimeProvider.System);
 }

@@ -16,7 +16,8 @@ internal static class MonitorCommand
     {
         var interval = new Option<string>("--interval") { Description = "The refresh interval (\"1s\", \"5s\").", DefaultValueFactory = _ => "1s" };
         var refreshes = new Option<int>("--refreshes") { Description = "Quit after this many refreshes (0: run until q or Ctrl-C).", DefaultValueFactory = _ => 0 };
-        var monitor = new Command("monitor", "A live view: queue depths and rates, each store's rows, size and write rates. Quit with q or Ctrl-C.") { interval, refreshes };
+        var queue = new Option<string[]>("--queue", "-q") { Description = "The queues to show (default: every queue with a job when the monitor starts).", AllowMultipleArgumentsPerToken = true };
+        var monitor = new Command("monitor", "A live view: queue depths, their change and oldest waiting job, each store's rows, size and write rates. Quit with q or Ctrl-C.") { interval, refreshes, queue };
         monitor.SetAction(io, async (context, parse, cancellationToken) =>
         {
             var every = Format.ParseSpan(parse.GetValue(interval)!, "--interval");
@@ -36,7 +37,7 @@ internal static class MonitorCommand
                 throw AdminException.Usage("monitor is a live view; for JSON, poll 'status --json' or 'jobs stats --json'.");
             }
 
-            var view = new View(context);
+            var view = new View(context, parse.GetValue(queue) is { Length: > 0 } queues ? queues : null);
             await view.ReadAsync(cancellationToken).ConfigureAwait(false);
             var quit = false;
             await io.Console.Live(view.Render(0)).AutoClear(false).Cropping(VerticalOverflowCropping.Bottom).StartAsync(async live =>
@@ -93,16 +94,15 @@ internal static class MonitorCommand
         return false;
     }
 
-    private sealed class View(AdminContext context)
+    private sealed class View(AdminContext context, IReadOnlyList<string>? queueNames)
     {
         private readonly PgFirstInspector _inspector = new(context.DataSource, context.SchemaName);
-        private readonly JobQueueManager _jobs = new(new PostgresJobQueueBackend(context.DataSource, context.SchemaName), new PgQueueOptions(), TimeProvider.System);
+        private readonly JobQueueManager _jobs = new(new PostgresJobQueueBackend(context.DataSource, context.StoreOptions), new PgQueueOptions(), TimeProvider.System);
+        private IReadOnlyList<string>? _queueNames = queueNames;
         private IReadOnlyList<PgTableActivity> _previous = [];
         private IReadOnlyList<PgTableActivity> _current = [];
         private IReadOnlyList<QueueOverview> _queues = [];
         private IReadOnlyList<QueueOverview> _previousQueues = [];
-        private IReadOnlyList<string>? _queueNames;
-        private int _reads;
         private string? _queueError;
 
         public async Task ReadAsync(CancellationToken cancellationToken)
@@ -114,13 +114,11 @@ internal static class MonitorCommand
             {
                 try
                 {
-                    // The queue names (a scan of the finished jobs' queues) are read again every tenth refresh only.
-                    if (_queueNames is null || _reads % 10 == 0)
-                    {
-                        _queueNames = await _jobs.ListQueuesAsync(cancellationToken).ConfigureAwait(false);
-                    }
+                    // The queue names come from a scan of the job tables: read once, when the monitor starts (or given).
+                    _queueNames ??= await _jobs.ListQueuesAsync(cancellationToken).ConfigureAwait(false);
 
-                    _queues = await _jobs.GetOverviewAsync(_queueNames, TimeSpan.FromMinutes(1), cancellationToken: cancellationToken).ConfigureAwait(false);
+                    // Depths (capped counts) and the oldest due job: index probes, no finished-job window.
+                    _queues = await _jobs.GetOverviewAsync(_queueNames, window: null, cancellationToken: cancellationToken).ConfigureAwait(false);
                     _queueError = null;
                 }
                 catch (Npgsql.PostgresException ex)
@@ -129,7 +127,6 @@ internal static class MonitorCommand
                 }
             }
 
-            _reads++;
         }
 
         public Rows Render(int refresh)
@@ -139,7 +136,7 @@ internal static class MonitorCommand
                 new Markup($"[bold]pgfirst-admin monitor[/]: schema [bold]{context.SchemaName}[/] at {Markup.Escape(context.Where)} · refresh {refresh} · {Format.Time(_current.Count > 0 ? _current[0].ReadAt : null)} · [dim]q or Ctrl-C quits[/]"),
             };
 
-            var queues = AdminContext.Table("Queue", "#Available", "#Δ/s", "#Scheduled", "#Running", "#Dead", "#Oldest waiting", "#Finished/min");
+            var queues = AdminContext.Table("Queue", "#Available", "#Δ/s", "#Scheduled", "#Running", "#Dead", "#Oldest waiting");
             foreach (var queue in _queues)
             {
                 var before = _previousQueues.FirstOrDefault(q => q.Depth.Queue == queue.Depth.Queue);
@@ -152,8 +149,7 @@ internal static class MonitorCommand
                     Format.Count(queue.Depth.Scheduled),
                     Format.Count(queue.Depth.Running),
                     Format.Count(queue.Depth.Dead),
-                    Format.Duration(queue.OldestWaitingAge),
-                    queue.FinishedPerMinute.ToString("0.#", CultureInfo.InvariantCulture));
+                    Format.Duration(queue.OldestWaitingAge));
             }
 
             rows.Add(_queueError is not null ? new Markup($"[red]Queues: {Markup.Escape(_queueError)}[/]")
@@ -177,7 +173,7 @@ internal static class MonitorCommand
             }
 
             rows.Add(_current.Count == 0 ? new Markup($"[red]Schema \"{context.SchemaName}\" has no tables.[/]") : stores);
-            rows.Add(new Markup("[dim]Rates come from the server's table statistics (published about once a second). Cache hit ratios and limiter rejections live in the apps' meters (pgcache.operations, pgratelimit.decisions): export them with OpenTelemetry.[/]"));
+            rows.Add(new Markup("[dim]Rates come from the server's table statistics (published about once a second); the job table's deletes/s are jobs leaving the queue (finished). Cache hit ratios and limiter rejections live in the apps' meters (pgcache.operations, pgratelimit.decisions): export them with OpenTelemetry.[/]"));
             return new Rows(rows);
         }
 

@@ -16,7 +16,7 @@ internal static class RateLimitCommands
         {
             var limiterId = parse.GetValue(policy) ?? throw AdminException.Usage("ratelimit inspect needs --policy P.");
             var key = parse.GetValue(partition) ?? throw AdminException.Usage("ratelimit inspect needs --partition K.");
-            var counter = await new PostgresRateLimitStore(context.DataSource, context.SchemaName).InspectAsync(limiterId, key, cancellationToken).ConfigureAwait(false)
+            var counter = await new PostgresRateLimitStore(context.DataSource, context.StoreOptions).InspectAsync(limiterId, key, cancellationToken).ConfigureAwait(false)
                 ?? throw AdminException.NotFound($"no counter for policy '{limiterId}', partition '{key}' (never hit, or its window ended and the cleanup removed it).");
             if (context.Json)
             {

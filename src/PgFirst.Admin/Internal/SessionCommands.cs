@@ -86,17 +86,17 @@ internal static class SessionCommands
                 throw AdminException.Usage($"--id '{sessionId}' is not a session id (a GUID, as 'sessions list' shows).");
             }
 
-            var tenant = parse.GetValue(GlobalOptions.Tenant);
+            var tenant = parse.GetValue(GlobalOptions.Tenant) ?? PgFirstOptions.DefaultTenant;
             var manager = Manager(context, tenant);
             if (!parse.GetValue(GlobalOptions.Yes))
             {
                 if (userId is not null)
                 {
                     var live = await manager.ListSessionsAsync(userId, cancellationToken).ConfigureAwait(false);
-                    return CacheCommands.Unconfirmed(context, $"Would revoke the {live.Count} live session(s) of user '{userId}'.", new { revoked = 0, wouldRevoke = live.Count });
+                    return CacheCommands.Unconfirmed(context, $"Would revoke the {live.Count} live session(s) of user '{userId}' in tenant '{tenant}' (and delete any of theirs that expired; other tenants' sessions are left alone).", new { revoked = 0, wouldRevoke = live.Count, tenant });
                 }
 
-                return CacheCommands.Unconfirmed(context, $"Would revoke session {sessionId}.", new { revoked = 0, wouldRevoke = 1 });
+                return CacheCommands.Unconfirmed(context, $"Would revoke session {sessionId} in tenant '{tenant}'.", new { revoked = 0, wouldRevoke = 1, tenant });
             }
 
             int revoked;
@@ -110,16 +110,16 @@ internal static class SessionCommands
             }
             else
             {
-                throw AdminException.NotFound($"no session {sessionId} in tenant '{tenant ?? PgFirstOptions.DefaultTenant}'.");
+                throw AdminException.NotFound($"no session {sessionId} in tenant '{tenant}'.");
             }
 
             if (context.Json)
             {
-                context.WriteJson(new { revoked });
+                context.WriteJson(new { revoked, tenant });
             }
             else
             {
-                context.Line($"Revoked {revoked} session(s).");
+                context.Line($"Revoked {revoked} session(s) in tenant '{tenant}'.");
             }
 
             return AdminExitCode.Ok;
@@ -129,5 +129,5 @@ internal static class SessionCommands
     }
 
     private static PgSessionManager Manager(AdminContext context, string? tenant) =>
-        new(new PostgresSessionBackend(context.DataSource, context.SchemaName), new PgTenantContext(tenant ?? PgFirstOptions.DefaultTenant));
+        new(new PostgresSessionBackend(context.DataSource, context.StoreOptions), new PgTenantContext(tenant ?? PgFirstOptions.DefaultTenant));
 }

@@ -224,16 +224,48 @@ internal sealed class PgQueueSql(string schemaName)
         ORDER BY 1
         """;
 
-    // The oldest due job per queue rides the claim index (queue, priority, run_at); finished counts the dead index or
-    // a scan of the window's rows.
-    public string Activity => $"""
+    // The oldest due job of a queue: the claim index is ordered by priority first, so each priority's first entry is
+    // its oldest; a recursive skip over the priorities finds them in a few probes however deep the queue is.
+    public string OldestDue => $"""
         SELECT q,
-               (SELECT min(run_at) FROM {_schema}.job WHERE queue = q AND state = 0 AND run_at <= $2),
-               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 3 AND finished_at >= $3),
-               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 4 AND finished_at >= $3),
-               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 5 AND finished_at >= $3)
+               (WITH RECURSIVE p AS (
+                    (SELECT j.priority, j.run_at FROM {_schema}.job AS j
+                     WHERE j.queue = q AND j.state = 0
+                     ORDER BY j.priority DESC, j.run_at, j.id
+                     LIMIT 1)
+                    UNION ALL
+                    SELECT n.priority, n.run_at
+                    FROM p, LATERAL (
+                        SELECT j.priority, j.run_at FROM {_schema}.job AS j
+                        WHERE j.queue = q AND j.state = 0 AND j.priority < p.priority
+                        ORDER BY j.priority DESC, j.run_at, j.id
+                        LIMIT 1) AS n
+                )
+                SELECT min(run_at) FROM p WHERE run_at <= $2)
         FROM unnest($1::text[]) WITH ORDINALITY AS u(q, n)
         ORDER BY n
+        """;
+
+    // Jobs finished in a window, by queue and state: reads the window's finished jobs (no index covers it).
+    public string FinishedSince => $"""
+        SELECT q,
+               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 3 AND finished_at >= $2),
+               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 4 AND finished_at >= $2),
+               (SELECT count(*) FROM {_schema}.job_finished WHERE queue = q AND state = 5 AND finished_at >= $2)
+        FROM unnest($1::text[]) WITH ORDINALITY AS u(q, n)
+        ORDER BY n
+        """;
+
+    // Keyset paging of a queue's dead jobs on job_finished_dead_idx (queue, finished_at DESC, id DESC).
+    public string DeadPage => $"""
+        SELECT id, finished_at
+        FROM {_schema}.job_finished
+        WHERE queue = $1
+          AND state = 5
+          AND finished_at <= $2
+          AND ($3::timestamptz IS NULL OR (finished_at, id) < ($3, $4))
+        ORDER BY finished_at DESC, id DESC
+        LIMIT $5
         """;
 
     public string CountFinishedBefore => $"""
@@ -241,14 +273,18 @@ internal sealed class PgQueueSql(string schemaName)
         WHERE finished_at < $1 AND ($2::text IS NULL OR queue = $2)
         """;
 
-    public string PurgeFinishedBefore => $"""
+    public string PurgeFinishedRange => $"""
         WITH d AS (
             DELETE FROM {_schema}.job_finished
-            WHERE finished_at < $1 AND ($2::text IS NULL OR queue = $2)
+            WHERE id >= $3 AND id < $4
+              AND finished_at < $1
+              AND ($2::text IS NULL OR queue = $2)
             RETURNING 1
         )
         SELECT count(*) FROM d
         """;
+
+    public string FinishedIdRange => $"SELECT min(id), max(id) FROM {_schema}.job_finished WHERE id >= $1";
 
     // A new definition, or a changed schedule, takes the caller's next occurrence; an unchanged one keeps its own.
     public string UpsertRecurring => $"""
