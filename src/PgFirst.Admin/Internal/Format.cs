@@ -22,6 +22,9 @@ internal static class Format
 
     public static string Count(long count) => count.ToString("N0", CultureInfo.InvariantCulture);
 
+    // A depth count capped at cap (the queue's capped index counts): "10,000+" when it reached the cap.
+    public static string Capped(long count, int cap) => count >= cap ? $"{Count(cap)}+" : Count(count);
+
     public static string Time(DateTimeOffset? time) => time is { } t ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) : "-";
 
     public static string Duration(TimeSpan? duration)
@@ -42,6 +45,13 @@ internal static class Format
             : d.TotalDays < 1 ? string.Create(CultureInfo.InvariantCulture, $"{(int)d.TotalHours}h {d.Minutes:00}m")
             : string.Create(CultureInfo.InvariantCulture, $"{(int)d.TotalDays}d {d.Hours:00}h");
     }
+
+    // A window the user gave ("15m", "1h"): in the largest whole unit.
+    public static string Window(TimeSpan window) =>
+        window.TotalDays >= 1 && window.TotalDays % 1 == 0 ? string.Create(CultureInfo.InvariantCulture, $"{window.TotalDays:0}d")
+        : window.TotalHours >= 1 && window.TotalHours % 1 == 0 ? string.Create(CultureInfo.InvariantCulture, $"{window.TotalHours:0}h")
+        : window.TotalMinutes % 1 == 0 ? string.Create(CultureInfo.InvariantCulture, $"{window.TotalMinutes:0}m")
+        : Duration(window);
 
     public static string Rate(double perSecond) => string.Create(CultureInfo.InvariantCulture, $"{perSecond:0.#}/s");
 

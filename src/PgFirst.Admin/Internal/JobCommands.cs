@@ -50,17 +50,17 @@ internal static class JobCommands
                 return AdminExitCode.Ok;
             }
 
-            var minutes = Format.Duration(span);
+            var minutes = Format.Window(span);
             var table = AdminContext.Table("Queue", "#Available", "#Scheduled", "#Running", "#Dead", "#Oldest waiting", $"#Succeeded ({minutes})", $"#Died ({minutes})", "#Finished/min");
             foreach (var o in overview)
             {
                 var cap = o.Depth.Cap;
                 table.AddRow(
                     Markup.Escape(o.Depth.Queue),
-                    Capped(o.Depth.Available, cap),
-                    Capped(o.Depth.Scheduled, cap),
-                    Capped(o.Depth.Running, cap),
-                    Capped(o.Depth.Dead, cap),
+                    Format.Capped(o.Depth.Available, cap),
+                    Format.Capped(o.Depth.Scheduled, cap),
+                    Format.Capped(o.Depth.Running, cap),
+                    Format.Capped(o.Depth.Dead, cap),
                     Format.Duration(o.OldestWaitingAge),
                     Format.Count(o.Activity.Succeeded ?? 0),
                     Format.Count(o.Activity.Dead ?? 0),
@@ -68,7 +68,7 @@ internal static class JobCommands
             }
 
             context.Write(table);
-            context.Line("Succeeded counts only jobs kept by PgQueue:SucceededRetention (none are kept by default). Without --queue the queue names are read from every job (a scan of the job tables).");
+            context.Line("Succeeded: only jobs kept by PgQueue:SucceededRetention (none by default). Without --queue, queue names come from a scan of the job tables.");
             return AdminExitCode.Ok;
         });
         jobs.Subcommands.Add(stats);
@@ -302,8 +302,6 @@ internal static class JobCommands
         jobs.Subcommands.Add(purge);
         return jobs;
     }
-
-    private static string Capped(long count, int cap) => count >= cap ? $"{Format.Count(cap)}+" : Format.Count(count);
 
     private static string Shorten(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
 

@@ -141,14 +141,17 @@ internal static class MonitorCommand
             {
                 var before = _previousQueues.FirstOrDefault(q => q.Depth.Queue == queue.Depth.Queue);
                 var seconds = SecondsBetweenReads();
-                var delta = before is null || seconds <= 0 ? "-" : Format.Rate((queue.Depth.Available - before.Depth.Available) / seconds);
+                var cap = queue.Depth.Cap;
+                var delta = before is null || seconds <= 0 || queue.Depth.Available >= cap || before.Depth.Available >= cap
+                    ? "-"
+                    : Format.Rate((queue.Depth.Available - before.Depth.Available) / seconds);
                 queues.AddRow(
                     Markup.Escape(queue.Depth.Queue),
-                    Format.Count(queue.Depth.Available),
+                    Format.Capped(queue.Depth.Available, cap),
                     delta,
-                    Format.Count(queue.Depth.Scheduled),
-                    Format.Count(queue.Depth.Running),
-                    Format.Count(queue.Depth.Dead),
+                    Format.Capped(queue.Depth.Scheduled, cap),
+                    Format.Capped(queue.Depth.Running, cap),
+                    Format.Capped(queue.Depth.Dead, cap),
                     Format.Duration(queue.OldestWaitingAge));
             }
 
