@@ -51,6 +51,10 @@ public sealed class JobCommandTests(PostgresServer server) : AdminTest(server)
         AssertExit(AdminExitCode.Ok, list);
         Assert.Matches($@"{id}\s+│\s+reports\s+│\s+report\s+│\s+1/1\s+│.*│\s+InvalidOperationException: the printer is on fire", list.Output);
 
+        var listed = (await AdminAsync("jobs", "list", "--queue", "reports", "--json")).Json;
+        Assert.Equal(id, Assert.Single(listed.EnumerateArray()).GetProperty("id").GetInt64());
+        Assert.Equal(0, (await AdminAsync("jobs", "list", "--queue", "email", "--json")).Json.GetArrayLength());
+
         var show = await AdminAsync("jobs", "show", id.ToString(System.Globalization.CultureInfo.InvariantCulture), "--json");
         AssertExit(AdminExitCode.Ok, show);
         Assert.Equal("dead", show.Json.GetProperty("state").GetString());
