@@ -23,7 +23,7 @@ public class CacheGetBenchmarks
     private NpgsqlDataSource _dataSource = null!;
     private PgDistributedCache _cache = null!;
     private ConnectionMultiplexer _redis = null!;
-    private RedisDistributedCache _redisCache = null!;
+    private PgDistributedCache _redisCache = null!;
     private ArrayBufferWriter<byte> _buffer = null!;
     private string _rawSql = null!;
 
@@ -42,7 +42,7 @@ public class CacheGetBenchmarks
         Random.Shared.NextBytes(value);
         await _cache.SetAsync(Key, value, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) });
         _redis = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
-        _redisCache = new RedisDistributedCache(_redis, new PgFirstRedisOptions { KeyPrefix = "bench:" }, new PgCacheOptions(), new PgTenantContext("default"), TimeProvider.System);
+        _redisCache = new PgDistributedCache(new RedisCacheBackend(_redis, new PgFirstRedisOptions { KeyPrefix = "bench:" }, new PgCacheOptions()), new PgCacheOptions(), new PgTenantContext("default"), TimeProvider.System);
         await _redisCache.SetAsync(Key, value, new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) });
         _buffer = new ArrayBufferWriter<byte>(2048);
         _rawSql = $"SELECT value FROM \"{Schema}\".cache_entry WHERE tenant_id = $1 AND key_hash = hashtextextended($2, 0) AND key = $2 AND expires_at > $3";

@@ -21,7 +21,7 @@ public class CacheGetManyBenchmarks
     private NpgsqlDataSource _dataSource = null!;
     private ConnectionMultiplexer _redis = null!;
     private PgDistributedCache _cache = null!;
-    private RedisDistributedCache _redisCache = null!;
+    private PgDistributedCache _redisCache = null!;
     private string[] _keys = null!;
     private string _rawSql = null!;
 
@@ -38,7 +38,7 @@ public class CacheGetManyBenchmarks
         _redis = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
         var tenants = new PgTenantContext("default");
         _cache = new PgDistributedCache(_dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
-        _redisCache = new RedisDistributedCache(_redis, new PgFirstRedisOptions { KeyPrefix = "bench:" }, new PgCacheOptions(), tenants, TimeProvider.System);
+        _redisCache = new PgDistributedCache(new RedisCacheBackend(_redis, new PgFirstRedisOptions { KeyPrefix = "bench:" }, new PgCacheOptions()), new PgCacheOptions(), tenants, TimeProvider.System);
         _keys = Enumerable.Range(0, 100).Select(i => $"product:{i}").ToArray();
         var entries = _keys.Select(k => new KeyValuePair<string, byte[]>(k, new byte[1024])).ToList();
         var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) };

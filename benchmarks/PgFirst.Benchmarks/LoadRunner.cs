@@ -330,7 +330,7 @@ internal static partial class LoadRunner
         var options = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(2) };
         var entries = Enumerable.Range(0, Keys).Select(i => new KeyValuePair<string, byte[]>(Key(i), new byte[1024])).ToList();
         using var cache = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
-        using var redisCache = new RedisDistributedCache(redis, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions(), tenants, TimeProvider.System);
+        using var redisCache = new PgDistributedCache(new RedisCacheBackend(redis, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions()), new PgCacheOptions(), tenants, TimeProvider.System);
         using var logged = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = LoggedSchema }, new PgCacheOptions { Durability = PgCacheDurability.Logged }, tenants, TimeProvider.System);
         foreach (var chunk in entries.Chunk(1000))
         {
@@ -547,7 +547,7 @@ internal static partial class LoadRunner
             if (redis)
             {
                 var connection = await ConnectionMultiplexer.ConnectAsync(BenchmarkServers.Redis);
-                var cache = new RedisDistributedCache(connection, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions(), tenants, TimeProvider.System);
+                var cache = new PgDistributedCache(new RedisCacheBackend(connection, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions()), new PgCacheOptions(), tenants, TimeProvider.System);
                 return (cache, async () =>
                 {
                     cache.Dispose();

@@ -23,7 +23,7 @@ public static class PgFirstRedisServiceCollectionExtensions
     /// <summary>
     /// Registers one shared <see cref="IConnectionMultiplexer"/> (unless one is registered already) for the modules that
     /// run on Redis, and their Redis implementations as keyed services (<see cref="PgFirstBackend.Redis"/>) that the
-    /// modules pick when their backend is Redis: <see cref="RedisDistributedCache"/> for <c>AddPgCache</c> and
+    /// modules pick when their backend is Redis: <see cref="RedisCacheBackend"/> (under <see cref="PgDistributedCache"/>) for <c>AddPgCache</c> and
     /// <see cref="RedisRateLimitStore"/> for <c>AddPgRateLimiting</c>, <see cref="RedisSessionBackend"/> for
     /// <c>AddPgSessions</c> and <see cref="RedisJobQueueBackend"/> for <c>AddPgQueue</c>. The connection is made on first
     /// use, not at registration.
@@ -88,14 +88,16 @@ public static class PgFirstRedisServiceCollectionExtensions
             configuration.AbortOnConnectFail = false;
             return ConnectionMultiplexer.Connect(configuration);
         });
-        services.TryAddKeyedSingleton<IPgDistributedCache>(PgFirstBackend.Redis, static (sp, _) => new RedisDistributedCache(
-            sp.GetRequiredService<IConnectionMultiplexer>(),
-            sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value,
+        services.TryAddKeyedSingleton<IPgDistributedCache>(PgFirstBackend.Redis, static (sp, _) => new PgDistributedCache(
+            new RedisCacheBackend(
+                sp.GetRequiredService<IConnectionMultiplexer>(),
+                sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value,
+                sp.GetRequiredService<IOptions<PgCacheOptions>>().Value),
             sp.GetRequiredService<IOptions<PgCacheOptions>>().Value,
             sp.GetRequiredService<ITenantContext>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<RedisDistributedCache>>()));
+            sp.GetService<ILogger<PgDistributedCache>>()));
         services.TryAddKeyedSingleton<IPgRateLimitStore>(PgFirstBackend.Redis, static (sp, _) => new RedisRateLimitStore(
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<PgFirstRedisOptions>>().Value));

@@ -17,13 +17,12 @@ public class RedisCacheConformanceTests(RedisServer server) : DistributedCacheCo
     }
 
     protected override Task<IPgDistributedCache> CreateCacheAsync(ITenantContext tenantContext) =>
-        Task.FromResult<IPgDistributedCache>(new RedisDistributedCache(
-            server.Connection, new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix }, new PgCacheOptions(), tenantContext, Time));
+        Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
+            new RedisCacheBackend(server.Connection, new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix }, new PgCacheOptions()), new PgCacheOptions(), tenantContext, Time));
 
     protected override Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe) =>
-        Task.FromResult<IPgDistributedCache>(new RedisDistributedCache(
-            _keyspace.Connect(server.ThroughProxy(proxy)),
-            new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix },
+        Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
+            new RedisCacheBackend(_keyspace.Connect(server.ThroughProxy(proxy)), new PgFirstRedisOptions { KeyPrefix = _keyspace.Prefix }, new PgCacheOptions { FailSafe = failSafe }),
             new PgCacheOptions { FailSafe = failSafe },
             new PgTenantContext("default"),
             Time));

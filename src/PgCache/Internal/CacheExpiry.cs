@@ -3,9 +3,9 @@ using Microsoft.Extensions.Caching.Distributed;
 namespace PgCache.Internal;
 
 // One clock (the injected TimeProvider) and one stored expiry: min(absolute, now + sliding), or none.
-internal readonly record struct CacheExpiry(DateTimeOffset? ExpiresAt, TimeSpan? Sliding, DateTimeOffset? Absolute)
+internal static class CacheExpiry
 {
-    public static CacheExpiry Compute(DistributedCacheEntryOptions options, DateTimeOffset now)
+    public static PgCacheExpiry Compute(DistributedCacheEntryOptions options, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(options);
         DateTimeOffset? absolute = null;
@@ -35,7 +35,7 @@ internal readonly record struct CacheExpiry(DateTimeOffset? ExpiresAt, TimeSpan?
             expiresAt = absolute is null || slidingAt < absolute ? slidingAt : absolute;
         }
 
-        return new CacheExpiry(expiresAt, sliding, absolute);
+        return new PgCacheExpiry(expiresAt, sliding, absolute);
     }
 
     // The step below which a read does not rewrite a sliding entry's expiry.

@@ -14,7 +14,7 @@ using StackExchange.Redis;
 namespace PgFirst.Redis.Tests;
 
 // Redis-only behaviour: the key layout, what the scripts write, the backstop TTLs and the wiring.
-public class RedisDistributedCacheTests(RedisServer server) : IAsyncLifetime
+public class RedisCacheBackendTests(RedisServer server) : IAsyncLifetime
 {
     private readonly string _prefix = RedisServer.NewKeyPrefix();
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero));
@@ -27,8 +27,14 @@ public class RedisDistributedCacheTests(RedisServer server) : IAsyncLifetime
 
     public async ValueTask DisposeAsync() => await server.DeleteKeysAsync(_prefix);
 
-    private RedisDistributedCache Create(PgCacheOptions? options = null, IMeterFactory? meters = null, IConnectionMultiplexer? connection = null, ILogger<RedisDistributedCache>? logger = null) =>
-        new(connection ?? server.Connection, new PgFirstRedisOptions { KeyPrefix = _prefix }, options ?? new PgCacheOptions(), new PgTenantContext("default"), _time, meters, logger);
+    private PgDistributedCache Create(PgCacheOptions? options = null, IMeterFactory? meters = null, IConnectionMultiplexer? connection = null, ILogger<PgDistributedCache>? logger = null) =>
+        new(
+            new RedisCacheBackend(connection ?? server.Connection, new PgFirstRedisOptions { KeyPrefix = _prefix }, options ?? new PgCacheOptions()),
+            options ?? new PgCacheOptions(),
+            new PgTenantContext("default"),
+            _time,
+            meters,
+            logger);
 
     private string Entry(string key, string tenant = "default") => $"{_prefix}c:{tenant.Length}:{tenant}:{key}";
 
@@ -182,7 +188,7 @@ public class RedisDistributedCacheTests(RedisServer server) : IAsyncLifetime
         await using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var meters = services.GetRequiredService<IMeterFactory>();
         using var operations = new MetricCollector<long>(meters, "PgCache", "pgcache.operations");
-        var cache = Create(new PgCacheOptions { FailSafe = true }, meters, connection, factory.CreateLogger<RedisDistributedCache>());
+        var cache = Create(new PgCacheOptions { FailSafe = true }, meters, connection, factory.CreateLogger<PgDistributedCache>());
 
         Assert.Null(await cache.GetAsync("secret-key", CancellationToken));
         Assert.False(cache.TryGet("secret-key", new ArrayBufferWriter<byte>()));
@@ -226,7 +232,7 @@ public class RedisDistributedCacheTests(RedisServer server) : IAsyncLifetime
         var cache = host.Services.GetRequiredService<IDistributedCache>();
         await cache.SetAsync("k", [1, 2, 3], new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(1) }, CancellationToken);
 
-        Assert.IsType<RedisDistributedCache>(cache);
+        Assert.IsType<RedisCacheBackend>(Assert.IsType<PgDistributedCache>(cache).Backend);
         Assert.Same(cache, host.Services.GetRequiredService<IPgDistributedCache>());
         Assert.Same(cache, host.Services.GetRequiredService<IBufferDistributedCache>());
         Assert.Equal([1, 2, 3], await cache.GetAsync("k", CancellationToken));

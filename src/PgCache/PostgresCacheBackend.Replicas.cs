@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using PgFirst.Core;
@@ -9,76 +10,44 @@ namespace PgCache;
 // Gets from read replicas (PgCacheOptions.ReadConsistency): a read-only statement on the standby the router chose;
 // the primary answers when no standby may, when the standby fails or conflicts with recovery, and when a sliding
 // entry is due for its refresh (only the primary can extend it).
-public sealed partial class PgDistributedCache
+public sealed partial class PostgresCacheBackend
 {
-    private const string ModuleName = "pgcache";
-
     // The key matters only to read-your-writes: other levels skip building it.
-    private NpgsqlDataSource? ChooseReplica(string? key) => _shared.Replicas is { } replicas && !_shared.ReplicaTableUnreadable
-        ? replicas.Choose(key is null || replicas.Consistency != PgReadConsistency.ReadYourWrites ? null : WriteKey(key))
+    private NpgsqlDataSource? ChooseReplica(string tenantId, string? key) => _replicas is { } replicas && !_replicaTableUnreadable
+        ? replicas.Choose(key is null || replicas.Consistency != PgReadConsistency.ReadYourWrites ? null : WriteKey(tenantId, key))
         : null;
 
-    private string WriteKey(string key) => string.Concat(TenantId, "\0", key);
+    private static string WriteKey(string tenantId, string key) => string.Concat(tenantId, "\0", key);
 
-    private void Wrote(string key) => _shared.Replicas?.Wrote(WriteKey(key));
-
-    private void Wrote(string[] keys)
+    private void Wrote(string tenantId, string key)
     {
-        if (_shared.Replicas is { Consistency: PgReadConsistency.ReadYourWrites } replicas)
+        if (_replicas is { Consistency: PgReadConsistency.ReadYourWrites } replicas)
         {
-            foreach (var key in keys)
-            {
-                replicas.Wrote(WriteKey(key));
-            }
+            replicas.Wrote(WriteKey(tenantId, key));
         }
     }
 
     // A hit on the primary may have extended a sliding entry: under read-your-writes that is a write this instance made,
     // so a standby that has not replayed it must not answer for the key (it would see the entry as expired and miss).
-    private void SlidOnThePrimary(string key)
-    {
-        if (_shared.Replicas is { Consistency: PgReadConsistency.ReadYourWrites })
-        {
-            Wrote(key);
-        }
-    }
-
-    private void SlidOnThePrimary(IEnumerable<string> keys)
-    {
-        if (_shared.Replicas is { Consistency: PgReadConsistency.ReadYourWrites } replicas)
-        {
-            foreach (var key in keys)
-            {
-                replicas.Wrote(WriteKey(key));
-            }
-        }
-    }
-
-    private async Task WriteThenRecordAsync<T>(ValueTask<T> write, string key)
-    {
-        await write.ConfigureAwait(false);
-        Wrote(key);
-    }
+    private void SlidOnThePrimary(string tenantId, string key) => Wrote(tenantId, key);
 
     // (true, value) when the standby answered with no refresh due; (false, null) when the primary must answer.
-    private async ValueTask<(bool Answered, byte[]? Value)> ReplicaGetAsync(NpgsqlDataSource replica, string key, bool async, CancellationToken cancellationToken)
+    private async ValueTask<(bool Answered, byte[]? Value)> ReplicaGetAsync(NpgsqlDataSource replica, PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
     {
-        var started = Internal.PgCacheMetrics.Start();
         try
         {
             var connection = async ? await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : replica.OpenConnection();
             await using var connectionScope = connection.ConfigureAwait(false);
-            var command = Command(connection, _shared.Sql.ReplicaGet, TenantId);
+            var command = Command(connection, _sql.ReplicaGet, read.TenantId);
             await using var commandScope = command.ConfigureAwait(false);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
-            AddReadParameters(command);
+            AddReadParameters(command, read);
             await PrepareAsync(command, async, cancellationToken).ConfigureAwait(false);
             var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
             await using var readerScope = reader.ConfigureAwait(false);
             if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
             {
-                _shared.Metrics.Record("get", "miss", started);
-                _shared.Replicas!.Answered(replica);
+                _replicas!.Answered(replica);
                 return (true, null);
             }
 
@@ -88,9 +57,7 @@ public sealed partial class PgDistributedCache
             }
 
             var value = reader.GetFieldValue<byte[]>(0);
-            _shared.Metrics.Record("get", "hit", started);
-            _shared.Metrics.Read(value.Length);
-            _shared.Replicas!.Answered(replica);
+            _replicas!.Answered(replica);
             return (true, value);
         }
         catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
@@ -101,22 +68,20 @@ public sealed partial class PgDistributedCache
     }
 
     // The hits when the standby answered and none is due for a refresh; null when the primary must answer.
-    private async Task<IReadOnlyDictionary<string, byte[]>?> ReplicaGetManyAsync(NpgsqlDataSource replica, string[] keys, CancellationToken cancellationToken)
+    private async Task<IReadOnlyDictionary<string, byte[]>?> ReplicaGetManyAsync(NpgsqlDataSource replica, PgCacheRead read, string[] keys, CancellationToken cancellationToken)
     {
-        var started = Internal.PgCacheMetrics.Start();
         try
         {
             var connection = await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var connectionScope = connection.ConfigureAwait(false);
-            var command = Command(connection, _shared.Sql.ReplicaGetMany, TenantId);
+            var command = Command(connection, _sql.ReplicaGetMany, read.TenantId);
             await using var commandScope = command.ConfigureAwait(false);
             command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-            AddReadParameters(command);
+            AddReadParameters(command, read);
             await PrepareAsync(command, async: true, cancellationToken).ConfigureAwait(false);
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var readerScope = reader.ConfigureAwait(false);
             var found = new Dictionary<string, byte[]>(keys.Length, StringComparer.Ordinal);
-            long bytes = 0;
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 if (reader.GetBoolean(2))
@@ -124,14 +89,10 @@ public sealed partial class PgDistributedCache
                     return null;
                 }
 
-                var value = reader.GetFieldValue<byte[]>(1);
-                found[reader.GetString(0)] = value;
-                bytes += value.Length;
+                found[reader.GetString(0)] = reader.GetFieldValue<byte[]>(1);
             }
 
-            _shared.Metrics.Record("get_many", found.Count == 0 ? "miss" : "hit", started);
-            _shared.Metrics.Read(bytes);
-            _shared.Replicas!.Answered(replica);
+            _replicas!.Answered(replica);
             return found;
         }
         catch (NpgsqlException ex) when (!cancellationToken.IsCancellationRequested)
@@ -145,13 +106,19 @@ public sealed partial class PgDistributedCache
     // once and read from the primary from then on, rather than fail over on every get.
     private void ReplicaReadFailed(NpgsqlException exception, string operation)
     {
-        if (exception is PostgresException { SqlState: PostgresErrorCodes.FeatureNotSupported } && !_shared.ReplicaTableUnreadable)
+        if (exception is PostgresException { SqlState: PostgresErrorCodes.FeatureNotSupported } && !_replicaTableUnreadable)
         {
-            _shared.ReplicaTableUnreadable = true;
-            LogReplicaTableUnreadable(_shared.Logger, exception, _shared.SchemaName);
+            _replicaTableUnreadable = true;
+            LogReplicaTableUnreadable(_logger, exception, _schemaName);
             return;
         }
 
-        LogReplicaReadFailed(_shared.Logger, exception, operation, exception.Message);
+        LogReplicaReadFailed(_logger, exception, operation, exception.Message);
     }
+
+    [LoggerMessage(PgCacheEventIds.ReplicaReadFailed, LogLevel.Warning, "PgCache {Operation} on a read replica failed and was read on the primary: {Reason}")]
+    private static partial void LogReplicaReadFailed(ILogger logger, Exception exception, string operation, string reason);
+
+    [LoggerMessage(PgCacheEventIds.ReplicaTableUnreadable, LogLevel.Error, "PgCache gets cannot be read on the read replicas: the cache_entry table of schema {Schema} is UNLOGGED there (created before PgCache:Durability was Logged?). Every get goes to the primary; run ALTER TABLE ... SET LOGGED on the primary, or set ReadConsistency to Strong.")]
+    private static partial void LogReplicaTableUnreadable(ILogger logger, Exception exception, string schema);
 }

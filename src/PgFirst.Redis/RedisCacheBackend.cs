@@ -1,0 +1,242 @@
+using System.Buffers;
+using PgCache;
+using PgFirst.Redis.Internal;
+using StackExchange.Redis;
+
+namespace PgFirst.Redis;
+
+// One code path serves the synchronous and asynchronous members: with async: false it makes synchronous
+// StackExchange.Redis calls only, and its ValueTask is already complete.
+#pragma warning disable VSTHRD002, VSTHRD103, CA2012
+
+/// <summary>
+/// The Redis store of the cache (<see cref="IPgCacheBackend"/> under <see cref="PgDistributedCache"/>): the same
+/// behaviour as PostgreSQL (tenants, batches, tags, sliding expiration) on the shared <see cref="IConnectionMultiplexer"/>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Every operation is one Lua script, so one round trip and atomic. Expiry is decided by the cache's clock (in
+/// milliseconds), exactly as on PostgreSQL: a read passes the current time to the script, and a sliding entry is
+/// extended in the same script, at most once per refresh step. Redis TTLs (remaining lifetime plus one minute) only
+/// free abandoned keys; they never decide a hit.
+/// </para>
+/// <para>
+/// Tags and tenants are kept in Redis sets beside the entries, so removal by tag and by tenant touch only their own
+/// entries. The scripts name keys they compute, so this mode needs a single Redis primary (or a proxy that routes by
+/// the first key), not Redis Cluster; and an eviction policy that may evict keys without a TTL (<c>allkeys-*</c>) can
+/// evict a tag set before its entries.
+/// </para>
+/// </remarks>
+public sealed class RedisCacheBackend : IPgCacheBackend
+{
+    // Added to every backstop TTL, so app servers whose clocks differ a little never lose a live entry to Redis.
+    private const long BackstopMarginMilliseconds = 60_000;
+
+    // The arguments of the set script before the values: the three key prefixes, then now, e, s, a, margin and tags.
+    private const int WriteHeaderLength = 9;
+
+    private readonly IConnectionMultiplexer _connection;
+    private readonly string _keyPrefix;
+    private readonly TimeSpan _timeout;
+    private TenantKeys? _last;
+
+    /// <summary>Initializes a new instance of the <see cref="RedisCacheBackend"/> class. Does no I/O.</summary>
+    /// <param name="connection">The shared connection; not disposed.</param>
+    /// <param name="redisOptions">The Redis options (key prefix).</param>
+    /// <param name="options">The cache options (operation timeout).</param>
+    public RedisCacheBackend(IConnectionMultiplexer connection, PgFirstRedisOptions redisOptions, PgCacheOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(redisOptions);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(redisOptions.KeyPrefix, nameof(redisOptions));
+        _connection = connection;
+        _keyPrefix = redisOptions.KeyPrefix;
+        _timeout = options.OperationTimeout;
+    }
+
+    /// <inheritdoc />
+    public string Name => "redis";
+
+    /// <inheritdoc />
+    public ValueTask<byte[]?> GetAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
+    {
+        var names = Keys(read.TenantId);
+        return RunAsync(RedisCacheScripts.Read, [names.Entry(key)], ReadArguments(names, read), static result => ((RedisResult[])result!)[0] is { IsNull: false } hit ? (byte[])hit! : null, async, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<int?> GetIntoAsync(PgCacheRead read, string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken)
+    {
+        var names = Keys(read.TenantId);
+        return RunAsync(
+            RedisCacheScripts.Read,
+            [names.Entry(key)],
+            ReadArguments(names, read),
+            result =>
+            {
+                var hit = ((RedisResult[])result!)[0];
+                if (hit.IsNull)
+                {
+                    return (int?)null;
+                }
+
+                ReadOnlyMemory<byte> value = (RedisValue)hit;
+                destination.Write(value.Span);
+                return value.Length;
+            },
+            async,
+            cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyDictionary<string, byte[]>> GetManyAsync(PgCacheRead read, string[] keys, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var names = Keys(read.TenantId);
+        return RunAsync(
+            RedisCacheScripts.Read,
+            [.. keys.Select(names.Entry)],
+            ReadArguments(names, read),
+            result =>
+            {
+                var values = (RedisResult[])result!;
+                var hits = new Dictionary<string, byte[]>(keys.Length, StringComparer.Ordinal);
+                for (var i = 0; i < keys.Length; i++)
+                {
+                    if (!values[i].IsNull)
+                    {
+                        hits[keys[i]] = (byte[])values[i]!;
+                    }
+                }
+
+                return (IReadOnlyDictionary<string, byte[]>)hits;
+            },
+            async: true,
+            cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlyMemory<byte> value, bool async, CancellationToken cancellationToken)
+    {
+        var names = Keys(write.TenantId);
+        var arguments = WriteArguments(names, write, 1);
+        arguments[WriteHeaderLength] = value;
+        await RunAsync(RedisCacheScripts.Set, [names.Entry(key)], arguments, static _ => 0, async, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask SetManyAsync(PgCacheWrite write, string[] keys, byte[][] values, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(values);
+        var names = Keys(write.TenantId);
+        var arguments = WriteArguments(names, write, values.Length);
+        for (var i = 0; i < values.Length; i++)
+        {
+            arguments[WriteHeaderLength + i] = values[i];
+        }
+
+        await RunAsync(RedisCacheScripts.Set, [.. keys.Select(names.Entry)], arguments, static _ => 0, async: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask RefreshAsync(string tenantId, string key, DateTimeOffset now, bool async, CancellationToken cancellationToken)
+    {
+        var names = Keys(tenantId);
+        var arguments = names.Arguments(2);
+        arguments[3] = now.ToUnixTimeMilliseconds();
+        arguments[4] = BackstopMarginMilliseconds;
+        await RunAsync(RedisCacheScripts.Refresh, [names.Entry(key)], arguments, static _ => 0, async, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<long> RemoveAsync(string tenantId, string[] keys, bool async, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var names = Keys(tenantId);
+        return RunAsync(RedisCacheScripts.Remove, [.. keys.Select(names.Entry)], names.Arguments(0), static result => (long)result, async, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<long> RemoveByTagAsync(string tenantId, string tag, CancellationToken cancellationToken)
+    {
+        var names = Keys(tenantId);
+        var arguments = names.Arguments(1);
+        arguments[3] = tag;
+        return RunAsync(RedisCacheScripts.RemoveByTag, [names.Tag(tag)], arguments, static result => (long)result, async: true, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<long> RemoveTenantAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        var names = Keys(tenantId);
+        return RunAsync(RedisCacheScripts.RemoveTenant, [names.Index], names.Arguments(0), static result => (long)result, async: true, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public PgCacheFailure? Classify(Exception exception) => exception is RedisException or TimeoutException
+        ? new PgCacheFailure(IsTransient(exception), exception.Message)
+        : null;
+
+    // Unreachable, timed out, or a server that is loading, busy with a script, or failing over.
+    private static bool IsTransient(Exception ex) => ex switch
+    {
+        RedisConnectionException or TimeoutException => true,
+        RedisServerException server => server.Message.StartsWith("LOADING", StringComparison.Ordinal)
+            || server.Message.StartsWith("BUSY", StringComparison.Ordinal)
+            || server.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
+            || server.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal)
+            || server.Message.StartsWith("READONLY", StringComparison.Ordinal),
+        _ => false,
+    };
+
+    // The key names of the tenant most recently used: a cache view bound to one tenant computes them once.
+    private RedisCacheKeys Keys(string tenantId)
+    {
+        var last = Volatile.Read(ref _last);
+        if (last is not null && string.Equals(last.TenantId, tenantId, StringComparison.Ordinal))
+        {
+            return last.Keys;
+        }
+
+        var keys = new RedisCacheKeys(_keyPrefix, tenantId);
+        Volatile.Write(ref _last, new TenantKeys(tenantId, keys));
+        return keys;
+    }
+
+    private static RedisValue[] ReadArguments(RedisCacheKeys names, PgCacheRead read)
+    {
+        var arguments = names.Arguments(3);
+        arguments[3] = read.Now.ToUnixTimeMilliseconds();
+        arguments[4] = (long)read.RefreshGranularity.TotalMilliseconds;
+        arguments[5] = BackstopMarginMilliseconds;
+        return arguments;
+    }
+
+    private static RedisValue[] WriteArguments(RedisCacheKeys names, PgCacheWrite write, int valueCount)
+    {
+        var expiry = write.Expiry;
+        var arguments = names.Arguments(WriteHeaderLength - 3 + valueCount);
+        arguments[3] = write.Now.ToUnixTimeMilliseconds();
+        arguments[4] = expiry.ExpiresAt is { } expiresAt ? expiresAt.ToUnixTimeMilliseconds() : -1;
+        arguments[5] = expiry.Sliding is { } sliding ? Math.Max(1, (long)sliding.TotalMilliseconds) : -1;
+        arguments[6] = expiry.Absolute is { } absolute ? absolute.ToUnixTimeMilliseconds() : -1;
+        arguments[7] = BackstopMarginMilliseconds;
+
+        // Tags cannot hold U+0000 (the cache validates them), so it delimits them; the script looks a tag up as "\0tag\0".
+        arguments[8] = write.Tags is null ? string.Empty : "\0" + string.Join('\0', write.Tags) + "\0";
+        return arguments;
+    }
+
+    private async ValueTask<TResult> RunAsync<TResult>(RedisScript script, RedisKey[] keys, RedisValue[] arguments, Func<RedisResult, TResult> read, bool async, CancellationToken cancellationToken)
+    {
+        var database = _connection.GetDatabase();
+        var raw = async
+            ? await script.EvaluateAsync(database, keys, arguments, _timeout, cancellationToken).ConfigureAwait(false)
+            : script.Evaluate(database, keys, arguments);
+        return read(raw);
+    }
+
+    private sealed record TenantKeys(string TenantId, RedisCacheKeys Keys);
+}
