@@ -24,8 +24,9 @@ public static class DependencyRules
 
         Assert.DoesNotContain(dependencies, d => d.Contains("Redis", StringComparison.OrdinalIgnoreCase));
 
-        // The operator tool's console packages stay in PgFirst.Admin.
+        // The operator tool's console packages stay in PgFirst.Admin, FusionCache in PgFirst.FusionCache.
         Assert.DoesNotContain(dependencies, d => d.StartsWith("Spectre.", StringComparison.OrdinalIgnoreCase) || d.Equals("System.CommandLine", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(dependencies, d => d.StartsWith("ZiggyCreatures.", StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>
