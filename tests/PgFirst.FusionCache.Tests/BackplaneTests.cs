@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 using PgCache;
 using PgFirst.FusionCache;
@@ -104,6 +104,24 @@ public sealed class BackplaneTests(PostgresServer server) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task HealthCheck_IsDegraded_WhileTheListenConnectionCannotBeOpened()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddNpgsqlDataSource(new NpgsqlConnectionStringBuilder(server.ConnectionString) { NoResetOnClose = server.Pooler == PgPoolerMode.Transaction }.ConnectionString);
+        services.AddPgFirst(_schema.ConfigurePgFirst);
+        services.AddFusionCache(_cacheName).WithPgFirstBackplane(o => o.ListenConnectionString = "Host=127.0.0.1;Port=1;Username=x;Password=y;Timeout=1");
+        services.AddHealthChecks().AddPgFusionBackplane(_cacheName);
+        await using var provider = services.BuildServiceProvider();
+        provider.GetRequiredService<IFusionCacheProvider>().GetCache(_cacheName);
+
+        var health = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync(Ct);
+
+        Assert.Equal(HealthStatus.Degraded, health.Status);
+        Assert.Contains("Not LISTENing", health.Entries["pgfirst-fusion-backplane"].Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void BehindATransactionPooler_WithoutADirectListenConnection_Refuses()
     {
         var options = new PgFirstOptions { SchemaName = _schema.Name, Pooler = PgPoolerMode.Transaction };
@@ -185,10 +203,9 @@ public sealed class BackplaneTests(PostgresServer server) : IAsyncLifetime
         services.AddFusionCache(_cacheName)
             .WithSerializer(new FusionCacheSystemTextJsonSerializer())
             .WithRegisteredDistributedCache()
-            .WithBackplane(sp => new PgFusionBackplane(
-                sp.GetRequiredService<NpgsqlDataSource>(),
-                sp.GetRequiredService<IOptions<PgFirstOptions>>().Value))
+            .WithPgFirstBackplane()
             .AsHybridCache();
+        services.AddHealthChecks().AddPgFusionBackplane(_cacheName);
         var provider = services.BuildServiceProvider();
         _disposables.Add(provider);
         var hybrid = provider.GetRequiredService<HybridCache>();
@@ -196,6 +213,8 @@ public sealed class BackplaneTests(PostgresServer server) : IAsyncLifetime
         // Resolving the cache subscribes its backplane; the first set must not race the LISTEN.
         var backplane = (PgFusionBackplane)provider.GetRequiredService<IFusionCacheProvider>().GetCache(_cacheName).Backplane!;
         await backplane.WaitUntilListeningAsync(Ct);
+        var health = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync(Ct);
+        Assert.Equal(HealthStatus.Healthy, health.Status);
         return hybrid;
     }
 
