@@ -18,6 +18,15 @@ public sealed class PgFirstInspector
     /// <summary>Tables whose heap is bigger than this (64 MiB) are reported with the statistics' row estimate, not counted.</summary>
     public const long ExactCountMaxBytes = 64L * 1024 * 1024;
 
+    // The schema's tables with their statistics ($1: the schema name), for the status and the activity readings.
+    private const string TablesOfSchema = """
+        FROM pg_class AS c
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
+        WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+        ORDER BY c.relname
+        """;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
 
@@ -109,15 +118,11 @@ public sealed class PgFirstInspector
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var connectionScope = connection.ConfigureAwait(false);
         var command = new NpgsqlCommand(
-            """
+            $$"""
             SELECT c.relname, GREATEST(c.reltuples::bigint, COALESCE(s.n_live_tup, 0)),
                    COALESCE(s.n_tup_ins, 0), COALESCE(s.n_tup_upd, 0), COALESCE(s.n_tup_del, 0), COALESCE(s.idx_scan, 0),
                    pg_total_relation_size(c.oid), clock_timestamp()
-            FROM pg_class AS c
-            JOIN pg_namespace AS n ON n.oid = c.relnamespace
-            LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
-            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
-            ORDER BY c.relname
+            {{TablesOfSchema}}
             """,
             connection);
         await using var commandScope = command.ConfigureAwait(false);
@@ -146,15 +151,11 @@ public sealed class PgFirstInspector
         var tables = new List<PgTableStatus>();
         var heaps = new List<long>();
         var command = new NpgsqlCommand(
-            """
+            $$"""
             SELECT c.relname, c.reltuples::bigint, COALESCE(s.n_live_tup, 0), COALESCE(s.n_dead_tup, 0),
                    pg_table_size(c.oid), pg_indexes_size(c.oid), c.relpersistence = 'u',
                    GREATEST(s.last_vacuum, s.last_autovacuum), pg_relation_size(c.oid)
-            FROM pg_class AS c
-            JOIN pg_namespace AS n ON n.oid = c.relnamespace
-            LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
-            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
-            ORDER BY c.relname
+            {{TablesOfSchema}}
             """,
             connection);
         await using (command.ConfigureAwait(false))

@@ -111,6 +111,19 @@ internal sealed class AdminContext : IAsyncDisposable
 
     public void WriteJson<T>(T value) => IO.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
 
+    // The result of a command that changes something: its JSON for scripts, or one line for people.
+    public void Report<T>(T json, string line)
+    {
+        if (Json)
+        {
+            WriteJson(json);
+        }
+        else
+        {
+            Line(line);
+        }
+    }
+
     public void Write(IRenderable renderable) => IO.Console.Write(renderable);
 
     public void Line(string text) => IO.Console.WriteLine(text);

@@ -48,14 +48,7 @@ internal static class CacheCommands
         cleanup.SetAction(io, async (context, _, cancellationToken) =>
         {
             var removed = await Manager(context).CleanupAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-            if (context.Json)
-            {
-                context.WriteJson(new { removed });
-            }
-            else
-            {
-                context.Line($"Removed {Format.Count(removed)} expired entries.");
-            }
+            context.Report(new { removed }, $"Removed {Format.Count(removed)} expired entries.");
 
             return AdminExitCode.Ok;
         });
@@ -85,14 +78,7 @@ internal static class CacheCommands
             }
 
             var removed = await manager.RemoveAsync(scope, cancellationToken).ConfigureAwait(false);
-            if (context.Json)
-            {
-                context.WriteJson(new { removed, scope = scope.ToString() });
-            }
-            else
-            {
-                context.Line($"Removed {Format.Count(removed)} entries ({scope}).");
-            }
+            context.Report(new { removed, scope = scope.ToString() }, $"Removed {Format.Count(removed)} entries ({scope}).");
 
             return AdminExitCode.Ok;
         });

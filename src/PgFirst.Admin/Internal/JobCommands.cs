@@ -186,14 +186,7 @@ internal static class JobCommands
                 }
 
                 var (requeued, skipped) = await manager.RequeueDeadAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (context.Json)
-                {
-                    context.WriteJson(new { requeued, skipped });
-                }
-                else
-                {
-                    context.Line($"Requeued {Format.Count(requeued)} dead job(s) of queue '{name}'{(skipped > 0 ? $"; {skipped} stayed dead (another job holds their unique key)" : "")}.");
-                }
+                context.Report(new { requeued, skipped }, $"Requeued {Format.Count(requeued)} dead job(s) of queue '{name}'{(skipped > 0 ? $"; {skipped} stayed dead (another job holds their unique key)" : "")}.");
 
                 return AdminExitCode.Ok;
             }
@@ -223,14 +216,7 @@ internal static class JobCommands
                     : $"job {one} is {now?.State.ToString().ToLowerInvariant() ?? "gone"}: only dead or cancelled jobs are requeued.");
             }
 
-            if (context.Json)
-            {
-                context.WriteJson(new { requeued = 1 });
-            }
-            else
-            {
-                context.Line($"Requeued job {one}.");
-            }
+            context.Report(new { requeued = 1 }, $"Requeued job {one}.");
 
             return AdminExitCode.Ok;
         });
@@ -259,14 +245,7 @@ internal static class JobCommands
                 throw new AdminException(AdminExitCode.Failed, $"job {jobId} is {now?.State.ToString().ToLowerInvariant() ?? "gone"}: only available or scheduled jobs are cancelled.");
             }
 
-            if (context.Json)
-            {
-                context.WriteJson(new { cancelled = true });
-            }
-            else
-            {
-                context.Line($"Cancelled job {jobId}.");
-            }
+            context.Report(new { cancelled = true }, $"Cancelled job {jobId}.");
 
             return AdminExitCode.Ok;
         });
@@ -288,14 +267,7 @@ internal static class JobCommands
             }
 
             var deleted = await manager.PurgeFinishedAsync(cutoff, name, cancellationToken: cancellationToken).ConfigureAwait(false);
-            if (context.Json)
-            {
-                context.WriteJson(new { deleted });
-            }
-            else
-            {
-                context.Line($"Deleted {Format.Count(deleted)} finished job(s) {scope}.");
-            }
+            context.Report(new { deleted }, $"Deleted {Format.Count(deleted)} finished job(s) {scope}.");
 
             return AdminExitCode.Ok;
         });

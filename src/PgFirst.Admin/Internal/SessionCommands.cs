@@ -113,14 +113,7 @@ internal static class SessionCommands
                 throw AdminException.NotFound($"no session {sessionId} in tenant '{tenant}'.");
             }
 
-            if (context.Json)
-            {
-                context.WriteJson(new { revoked, tenant });
-            }
-            else
-            {
-                context.Line($"Revoked {revoked} session(s) in tenant '{tenant}'.");
-            }
+            context.Report(new { revoked, tenant }, $"Revoked {revoked} session(s) in tenant '{tenant}'.");
 
             return AdminExitCode.Ok;
         });
