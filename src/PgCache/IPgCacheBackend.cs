@@ -47,11 +47,11 @@ public interface IPgCacheBackend
     /// <summary>Writes one entry, replacing any with the same key (its value, expiry and tags).</summary>
     /// <param name="write">The tenant, the time, the expiry and the tags.</param>
     /// <param name="key">The key.</param>
-    /// <param name="value">The value; valid only until the returned task completes.</param>
+    /// <param name="value">The value, in one or more segments; valid only until the returned task completes (a store that may still read it later copies it).</param>
     /// <param name="async">Whether to do asynchronous I/O.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when the entry is stored.</returns>
-    ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlyMemory<byte> value, bool async, CancellationToken cancellationToken);
+    ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken);
 
     /// <summary>Writes entries with one expiry and one set of tags, atomically.</summary>
     /// <param name="write">The tenant, the time, the expiry and the tags.</param>

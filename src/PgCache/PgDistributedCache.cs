@@ -351,9 +351,6 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         var now = _shared.Time.GetUtcNow();
         var expiry = CacheExpiry.Compute(options, now);
 
-        // A multi-segment value is copied into an array of its own (not a pooled one): a Redis write that timed out may
-        // still be queued in the multiplexer, and must never read a buffer that went back to a pool.
-        var memory = value.IsSingleSegment ? value.First : value.ToArray();
         await ExecuteAsync(
             "set",
             isRead: false,
@@ -362,10 +359,10 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
                 await b.SetAsync(state.Write, state.Key, state.Value, a, ct).ConfigureAwait(false);
                 return 0;
             },
-            (Write: new PgCacheWrite(TenantId, now, expiry, tags), Key: key, Value: memory),
+            (Write: new PgCacheWrite(TenantId, now, expiry, tags), Key: key, Value: value),
             async,
             cancellationToken).ConfigureAwait(false);
-        _shared.Metrics.Written(memory.Length);
+        _shared.Metrics.Written(value.Length);
     }
 
     private async ValueTask RefreshCoreAsync(string key, bool async, CancellationToken cancellationToken) =>

@@ -136,9 +136,36 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlyMemory<byte> value, bool async, CancellationToken cancellationToken)
+    public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken)
     {
-        await RunAsync(static (b, c, w, a, ar, ct) => b.SetBody(c, w, a.Key, a.Value, ar, ct), write, (Key: key, Value: value), async, cancellationToken).ConfigureAwait(false);
+        // A multi-segment value goes through a pooled buffer: the statement has sent it when it returns, so the buffer
+        // can go back to the pool at once.
+        byte[]? rented = null;
+        ReadOnlyMemory<byte> memory;
+        if (value.IsSingleSegment)
+        {
+            memory = value.First;
+        }
+        else
+        {
+            var length = checked((int)value.Length);
+            rented = ArrayPool<byte>.Shared.Rent(length);
+            value.CopyTo(rented);
+            memory = rented.AsMemory(0, length);
+        }
+
+        try
+        {
+            await RunAsync(static (b, c, w, a, ar, ct) => b.SetBody(c, w, a.Key, a.Value, ar, ct), write, (Key: key, Value: memory), async, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+
         Wrote(write.TenantId, key);
     }
 

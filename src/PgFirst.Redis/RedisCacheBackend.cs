@@ -117,11 +117,14 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlyMemory<byte> value, bool async, CancellationToken cancellationToken)
+    public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken)
     {
         var names = Keys(write.TenantId);
         var arguments = WriteArguments(names, write, 1);
-        arguments[WriteHeaderLength] = value;
+
+        // A multi-segment value is copied into an array of its own (not a pooled one): a write that timed out may still
+        // be queued in the multiplexer, and must never read a buffer that went back to a pool.
+        arguments[WriteHeaderLength] = value.IsSingleSegment ? value.First : value.ToArray();
         await RunAsync(RedisCacheScripts.Set, [names.Entry(key)], arguments, static _ => 0, async, cancellationToken).ConfigureAwait(false);
     }
 
