@@ -1,4 +1,5 @@
 using System.Buffers;
+using PgFirst.Core;
 
 namespace PgCache;
 
@@ -26,6 +27,17 @@ public interface IPgCacheBackend
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>The value, or <see langword="null"/> on a miss.</returns>
     ValueTask<byte[]?> GetAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Reads one live entry with its expiry and tags, as <see cref="GetAsync"/> (a sliding one is extended when due, and
+    /// the expiry returned is the extended one), always on the primary: the near cache keeps what this returns.
+    /// </summary>
+    /// <param name="read">The tenant, the time and the refresh step.</param>
+    /// <param name="key">The key.</param>
+    /// <param name="async">Whether to do asynchronous I/O.</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>The entry, or <see langword="null"/> on a miss.</returns>
+    ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken);
 
     /// <summary>Reads one live entry into <paramref name="destination"/> (as <see cref="GetAsync"/>, without an intermediate array where the store allows).</summary>
     /// <param name="read">The tenant, the time and the refresh step.</param>
@@ -73,23 +85,26 @@ public interface IPgCacheBackend
     /// <summary>Removes entries by key.</summary>
     /// <param name="tenantId">The tenant.</param>
     /// <param name="keys">The keys (at least one, no duplicates).</param>
+    /// <param name="invalidation">The near-cache invalidation to publish in the same transaction, or <see langword="null"/>.</param>
     /// <param name="async">Whether to do asynchronous I/O.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>How many entries were removed.</returns>
-    ValueTask<long> RemoveAsync(string tenantId, string[] keys, bool async, CancellationToken cancellationToken);
+    ValueTask<long> RemoveAsync(string tenantId, string[] keys, string? invalidation, bool async, CancellationToken cancellationToken);
 
     /// <summary>Removes every entry of the tenant that carries <paramref name="tag"/>.</summary>
     /// <param name="tenantId">The tenant.</param>
     /// <param name="tag">The tag.</param>
+    /// <param name="invalidation">The near-cache invalidation to publish in the same transaction, or <see langword="null"/>.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>How many entries were removed.</returns>
-    ValueTask<long> RemoveByTagAsync(string tenantId, string tag, CancellationToken cancellationToken);
+    ValueTask<long> RemoveByTagAsync(string tenantId, string tag, string? invalidation, CancellationToken cancellationToken);
 
     /// <summary>Removes every entry of the tenant.</summary>
     /// <param name="tenantId">The tenant.</param>
+    /// <param name="invalidation">The near-cache invalidation to publish in the same transaction, or <see langword="null"/>.</param>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>How many entries were removed.</returns>
-    ValueTask<long> RemoveTenantAsync(string tenantId, CancellationToken cancellationToken);
+    ValueTask<long> RemoveTenantAsync(string tenantId, string? invalidation, CancellationToken cancellationToken);
 
     /// <summary>
     /// Says what a store failure means, for the cache's failure policy: <see langword="null"/> for an exception that
@@ -98,7 +113,57 @@ public interface IPgCacheBackend
     /// <param name="exception">What an operation threw.</param>
     /// <returns>The failure, or <see langword="null"/>.</returns>
     PgCacheFailure? Classify(Exception exception);
+
+    /// <summary>
+    /// Creates the channel the near cache publishes its invalidations on and listens to (LISTEN/NOTIFY on PostgreSQL,
+    /// pub/sub on Redis). Does no I/O; <see cref="IPgCacheInvalidationBus.Start"/> starts listening.
+    /// </summary>
+    /// <param name="sink">Receives what arrives and the listener's state.</param>
+    /// <returns>The bus.</returns>
+    /// <exception cref="PgFirstPoolerException">The store is behind a transaction pooler and no direct listen connection is configured.</exception>
+    IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink);
 }
+
+/// <summary>
+/// The invalidation channel of one near cache (<see cref="IPgCacheBackend.CreateInvalidationBus"/>). Writes publish
+/// their invalidations in their own transaction (the <c>invalidation</c> of each write); this publishes the rest
+/// (heartbeats) and listens.
+/// </summary>
+public interface IPgCacheInvalidationBus : IAsyncDisposable
+{
+    /// <summary>Gets the channel's name (a NOTIFY channel or a Redis pub/sub channel).</summary>
+    string Channel { get; }
+
+    /// <summary>Starts listening in the background, reconnecting when the listener is lost; a second call does nothing.</summary>
+    void Start();
+
+    /// <summary>Publishes one message on the channel, outside any write.</summary>
+    /// <param name="payload">The message (at most 7,999 bytes).</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>A task that completes when the store has accepted it.</returns>
+    ValueTask PublishAsync(string payload, CancellationToken cancellationToken);
+}
+
+/// <summary>What an <see cref="IPgCacheInvalidationBus"/> tells the near cache.</summary>
+public interface IPgCacheInvalidationSink
+{
+    /// <summary>The listener is subscribed: every message published from now on arrives, in the order the store accepted them.</summary>
+    void OnSubscribed();
+
+    /// <summary>The listener lost its subscription: messages published from now until the next <see cref="OnSubscribed"/> are lost.</summary>
+    /// <param name="exception">What failed, or <see langword="null"/>.</param>
+    void OnLost(Exception? exception);
+
+    /// <summary>A message arrived (on the listener's thread: handled at once, without I/O).</summary>
+    /// <param name="payload">The message.</param>
+    void OnMessage(string payload);
+}
+
+/// <summary>An entry as the store holds it, for the near cache (<see cref="IPgCacheBackend.GetEntryAsync"/>).</summary>
+/// <param name="Value">The value.</param>
+/// <param name="Expiry">Its expiry after this read: <see cref="PgCacheExpiry.ExpiresAt"/> is the effective one.</param>
+/// <param name="Tags">Its tags, or <see langword="null"/>.</param>
+public sealed record PgCacheEntry(byte[] Value, PgCacheExpiry Expiry, string[]? Tags);
 
 /// <summary>What a read needs besides its keys.</summary>
 /// <param name="TenantId">The tenant.</param>
@@ -111,7 +176,8 @@ public readonly record struct PgCacheRead(string TenantId, DateTimeOffset Now, T
 /// <param name="Now">The time (the cache's clock).</param>
 /// <param name="Expiry">The entry's expiry, computed once from the entry options.</param>
 /// <param name="Tags">The tags, or <see langword="null"/> for none.</param>
-public readonly record struct PgCacheWrite(string TenantId, DateTimeOffset Now, PgCacheExpiry Expiry, string[]? Tags);
+/// <param name="Invalidation">The near-cache invalidation the store publishes in the write's own transaction, or <see langword="null"/> (no near cache).</param>
+public readonly record struct PgCacheWrite(string TenantId, DateTimeOffset Now, PgCacheExpiry Expiry, string[]? Tags, string? Invalidation = null);
 
 /// <summary>An entry's expiry: the one effective time, and what it was computed from.</summary>
 /// <param name="ExpiresAt">When it expires unless extended: min(absolute, now + sliding), or <see langword="null"/> for never.</param>

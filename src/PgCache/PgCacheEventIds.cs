@@ -16,4 +16,22 @@ public static class PgCacheEventIds
 
     /// <summary>The cache table cannot be read on a standby (it is UNLOGGED there); every get goes to the primary from then on.</summary>
     public const int ReplicaTableUnreadable = 1004;
+
+    /// <summary>The near cache subscribed to its invalidation channel (it serves once its heartbeat is back).</summary>
+    public const int NearCacheSubscribed = 1010;
+
+    /// <summary>The near cache serves near hits (first time, or again after it was flushed).</summary>
+    public const int NearCacheServing = 1011;
+
+    /// <summary>The near cache lost its listener: flushed and bypassed until it is back.</summary>
+    public const int NearCacheListenerLost = 1012;
+
+    /// <summary>The near cache's heartbeat was later than its bound: flushed and bypassed until it is back.</summary>
+    public const int NearCacheLate = 1013;
+
+    /// <summary>The near cache could not send its heartbeat.</summary>
+    public const int NearCacheHeartbeatFailed = 1014;
+
+    /// <summary>A message on the near cache's channel could not be read.</summary>
+    public const int NearCacheUndecodable = 1015;
 }

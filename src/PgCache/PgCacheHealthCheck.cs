@@ -3,7 +3,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace PgCache;
 
 /// <summary>
-/// Reports whether the cache answers a read, on whichever backend it runs.
+/// Reports whether the cache answers a read, on whichever backend it runs; degraded while its near cache is flushed
+/// and bypassed (listener lost or heartbeat late).
 /// </summary>
 public sealed class PgCacheHealthCheck : IHealthCheck
 {
@@ -29,6 +30,14 @@ public sealed class PgCacheHealthCheck : IHealthCheck
         try
         {
             await _cache.GetAsync(ProbeKey, cancellationToken).ConfigureAwait(false);
+            if (_cache is PgDistributedCache { NearCache: { } near } && !near.IsServing)
+            {
+                // The store answers, so reads are correct; they are just all round trips until the listener is back.
+                return HealthCheckResult.Degraded(near.IsListening
+                    ? $"The cache answers reads; its near cache is bypassed: the heartbeat on {near.Channel} is late."
+                    : $"The cache answers reads; its near cache is bypassed: not listening on {near.Channel}.");
+            }
+
             return HealthCheckResult.Healthy("The cache answers reads.");
         }
         catch (Exception ex) when (ex is PgCacheException or PgFirst.Core.PgFirstSchemaException)

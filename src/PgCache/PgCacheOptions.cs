@@ -73,4 +73,50 @@ public sealed class PgCacheOptions
     /// </summary>
     /// <value>The default is 1 second. Must be positive.</value>
     public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Gets the near cache: an in-process copy of recent reads, consulted before the store and kept coherent across
+    /// instances through the store's own invalidation channel. Off by default.
+    /// </summary>
+    public PgNearCacheOptions NearCache { get; } = new();
+}
+
+/// <summary>
+/// Configures the near cache of <see cref="PgDistributedCache"/> (<c>PgCache:NearCache</c>).
+/// </summary>
+/// <remarks>
+/// The consistency rule: a near hit never returns a value that a write committed more than
+/// <see cref="MaxStaleness"/> earlier (on any instance) replaced or removed. In normal operation an instance drops its
+/// copy when the write's invalidation arrives (about a millisecond on a LAN); when its listener is disconnected or its
+/// heartbeat is late, the near cache is flushed and bypassed until the listener has caught up.
+/// </remarks>
+public sealed class PgNearCacheOptions
+{
+    /// <summary>Gets or sets a value indicating whether the near cache is on.</summary>
+    /// <value>The default is <see langword="false"/>.</value>
+    public bool Enabled { get; set; }
+
+    /// <summary>Gets or sets the most entries kept in memory.</summary>
+    /// <value>The default is 10,000. Must be between 1 and 10,000,000.</value>
+    public int MaxEntries { get; set; } = 10_000;
+
+    /// <summary>Gets or sets the most value bytes kept in memory.</summary>
+    /// <value>The default is 64 MiB. Must be between 1 KiB and 16 GiB.</value>
+    public long MaxBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Gets or sets the largest value kept in memory; larger ones are always read from the store.</summary>
+    /// <value>The default is 256 KiB. Must be positive and at most <see cref="MaxBytes"/>.</value>
+    public int MaxValueBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Gets or sets how long one copy may be served from memory before it is read from the store again, whatever its own expiry.</summary>
+    /// <value>The default is 5 minutes. Must be between 1 second and 1 day.</value>
+    public TimeSpan MaxLocalLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gets or sets the bound on staleness: the near cache serves only while its own heartbeat, sent through the store
+    /// every quarter of this time, has come back within it, which proves every invalidation committed before it was
+    /// received.
+    /// </summary>
+    /// <value>The default is 2 seconds. Must be between 100 milliseconds and 1 minute.</value>
+    public TimeSpan MaxStaleness { get; set; } = TimeSpan.FromSeconds(2);
 }

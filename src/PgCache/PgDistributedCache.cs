@@ -33,7 +33,7 @@ namespace PgCache;
 /// <see cref="PgCacheOptions.FailSafe"/> turns transient errors on reads into misses. The constructors do no I/O.
 /// </para>
 /// </remarks>
-public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposable
+public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposable, IAsyncDisposable
 {
     private readonly Shared _shared;
     private readonly string? _tenantId;
@@ -86,7 +86,7 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(tenantContext);
         ArgumentNullException.ThrowIfNull(timeProvider);
-        _shared = new Shared(backend, options, tenantContext, timeProvider, meterFactory, logger);
+        _shared = new Shared(backend, options, tenantContext, timeProvider, meterFactory, logger).WithNearCache();
     }
 
     private PgDistributedCache(Shared shared, string tenantId)
@@ -106,6 +106,9 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
     /// <summary>Gets the store this cache runs on.</summary>
     public IPgCacheBackend Backend => _shared.Backend;
+
+    /// <summary>Gets the near cache, or <see langword="null"/> when <see cref="PgNearCacheOptions.Enabled"/> is off.</summary>
+    public PgNearCache? NearCache => _shared.Near;
 
     /// <summary>
     /// Returns the schema module of the cache with the table durability rendered as chosen.
@@ -223,6 +226,37 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         }
 
         var read = Read();
+        Dictionary<string, byte[]>? near = null;
+        if (_shared.Near is { } nearCache)
+        {
+            // Near hits are served from memory; the rest is one store read.
+            var started = PgCacheMetrics.Start();
+            List<string>? rest = null;
+            foreach (var key in unique)
+            {
+                if (nearCache.Find(read.TenantId, key, read.Now, read.RefreshGranularity) is { } hit)
+                {
+                    (near ??= new Dictionary<string, byte[]>(unique.Length, StringComparer.Ordinal))[key] = hit.Value.AsSpan().ToArray();
+                }
+                else
+                {
+                    (rest ??= new List<string>(unique.Length)).Add(key);
+                }
+            }
+
+            if (near is not null)
+            {
+                _shared.Metrics.Read(near.Values.Sum(v => (long)v.Length));
+                if (rest is null)
+                {
+                    _shared.Metrics.Record("get_many", "near_hit", started);
+                    return near;
+                }
+
+                unique = [.. rest];
+            }
+        }
+
         var found = await ExecuteAsync(
             "get_many",
             isRead: true,
@@ -232,11 +266,21 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             cancellationToken).ConfigureAwait(false);
         if (found is null)
         {
-            return new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            return near ?? new Dictionary<string, byte[]>(StringComparer.Ordinal);
         }
 
         _shared.Metrics.Read(found.Values.Sum(v => (long)v.Length));
-        return found;
+        if (near is null)
+        {
+            return found;
+        }
+
+        foreach (var (key, value) in found)
+        {
+            near[key] = value;
+        }
+
+        return near;
     }
 
     /// <inheritdoc />
@@ -252,18 +296,27 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             return;
         }
 
-        var write = new PgCacheWrite(TenantId, now, expiry, tags);
-        await ExecuteAsync(
-            "set_many",
-            isRead: false,
-            static async (b, state, _, ct) =>
-            {
-                await b.SetManyAsync(state.Write, state.Keys, state.Values, ct).ConfigureAwait(false);
-                return 0;
-            },
-            (Write: write, Keys: keys, Values: values),
-            async: true,
-            cancellationToken).ConfigureAwait(false);
+        var tenant = TenantId;
+        var write = new PgCacheWrite(tenant, now, expiry, tags, _shared.Near?.KeysMessage(tenant, keys));
+        try
+        {
+            await ExecuteAsync(
+                "set_many",
+                isRead: false,
+                static async (b, state, _, ct) =>
+                {
+                    await b.SetManyAsync(state.Write, state.Keys, state.Values, ct).ConfigureAwait(false);
+                    return 0;
+                },
+                (Write: write, Keys: keys, Values: values),
+                async: true,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Invalidated(tenant, keys, write.Invalidation);
+        }
+
         _shared.Metrics.Written(values.Sum(v => (long)v.Length));
     }
 
@@ -278,30 +331,69 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
     public async Task<long> RemoveByTagAsync(string tag, CancellationToken cancellationToken = default)
     {
         CacheArguments.ValidateTag(tag);
-        return await ExecuteAsync(
-            "remove_by_tag",
-            isRead: false,
-            static (b, state, _, ct) => b.RemoveByTagAsync(state.Tenant, state.Tag, ct),
-            (Tenant: TenantId, Tag: tag),
-            async: true,
-            cancellationToken).ConfigureAwait(false);
+        var tenant = TenantId;
+        var near = _shared.Near;
+        var invalidation = near?.TagMessage(tenant, tag);
+        try
+        {
+            return await ExecuteAsync(
+                "remove_by_tag",
+                isRead: false,
+                static (b, state, _, ct) => b.RemoveByTagAsync(state.Tenant, state.Tag, state.Invalidation, ct),
+                (Tenant: tenant, Tag: tag, Invalidation: invalidation),
+                async: true,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (near is not null)
+            {
+                near.InvalidateTag(tenant, tag);
+                near.Sent();
+            }
+        }
     }
 
     /// <inheritdoc />
-    public async Task<long> RemoveTenantAsync(CancellationToken cancellationToken = default) =>
-        await ExecuteAsync(
-            "remove_tenant",
-            isRead: false,
-            static (b, tenant, _, ct) => b.RemoveTenantAsync(tenant, ct),
-            TenantId,
-            async: true,
-            cancellationToken).ConfigureAwait(false);
+    public async Task<long> RemoveTenantAsync(CancellationToken cancellationToken = default)
+    {
+        var tenant = TenantId;
+        var near = _shared.Near;
+        var invalidation = near?.TenantMessage(tenant);
+        try
+        {
+            return await ExecuteAsync(
+                "remove_tenant",
+                isRead: false,
+                static (b, state, _, ct) => b.RemoveTenantAsync(state.Tenant, state.Invalidation, ct),
+                (Tenant: tenant, Invalidation: invalidation),
+                async: true,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (near is not null)
+            {
+                near.InvalidateTenant(tenant);
+                near.Sent();
+            }
+        }
+    }
 
-    /// <summary>Releases the cache's own meter when it was created without a meter factory.</summary>
-    public void Dispose()
+    /// <summary>Stops the near cache's listener and releases the cache's own meter when it was created without a meter factory.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Stops the near cache's listener and releases the cache's own meter when it was created without a meter factory.</summary>
+    /// <returns>A task that completes when stopped.</returns>
+    public async ValueTask DisposeAsync()
     {
         if (_tenantId is null)
         {
+            if (_shared.Near is { } near)
+            {
+                await near.DisposeAsync().ConfigureAwait(false);
+            }
+
             _shared.Metrics.Dispose();
         }
     }
@@ -310,6 +402,11 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
     private async ValueTask<byte[]?> GetCoreAsync(string key, bool async, CancellationToken cancellationToken)
     {
+        if (_shared.Near is { } near)
+        {
+            return await NearGetAsync(near, key, async, cancellationToken).ConfigureAwait(false);
+        }
+
         var value = await ExecuteAsync(
             "get",
             isRead: true,
@@ -327,6 +424,28 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
     private async ValueTask<bool> TryGetCoreAsync(string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken)
     {
+        if (_shared.Near is { } near)
+        {
+            var started = PgCacheMetrics.Start();
+            var request = Read();
+            if (near.Find(request.TenantId, key, request.Now, request.RefreshGranularity) is { } hit)
+            {
+                destination.Write(hit.Value);
+                _shared.Metrics.Record("get", "near_hit", started);
+                _shared.Metrics.Read(hit.Value.Length);
+                return true;
+            }
+
+            var entry = await NearMissAsync(near, request, key, async, cancellationToken).ConfigureAwait(false);
+            if (entry is null)
+            {
+                return false;
+            }
+
+            destination.Write(entry.Value);
+            return true;
+        }
+
         var length = await ExecuteAsync(
             "get",
             isRead: true,
@@ -350,18 +469,27 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         var tags = CacheArguments.ValidateTags(options);
         var now = _shared.Time.GetUtcNow();
         var expiry = CacheExpiry.Compute(options, now);
+        var tenant = TenantId;
+        var write = new PgCacheWrite(tenant, now, expiry, tags, _shared.Near?.KeysMessage(tenant, [key]));
+        try
+        {
+            await ExecuteAsync(
+                "set",
+                isRead: false,
+                static async (b, state, a, ct) =>
+                {
+                    await b.SetAsync(state.Write, state.Key, state.Value, a, ct).ConfigureAwait(false);
+                    return 0;
+                },
+                (Write: write, Key: key, Value: value),
+                async,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Invalidated(tenant, key, write.Invalidation);
+        }
 
-        await ExecuteAsync(
-            "set",
-            isRead: false,
-            static async (b, state, a, ct) =>
-            {
-                await b.SetAsync(state.Write, state.Key, state.Value, a, ct).ConfigureAwait(false);
-                return 0;
-            },
-            (Write: new PgCacheWrite(TenantId, now, expiry, tags), Key: key, Value: value),
-            async,
-            cancellationToken).ConfigureAwait(false);
         _shared.Metrics.Written(value.Length);
     }
 
@@ -378,14 +506,90 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
             async,
             cancellationToken).ConfigureAwait(false);
 
-    private ValueTask<long> RemoveCoreAsync(string operation, string[] keys, bool async, CancellationToken cancellationToken) =>
-        ExecuteAsync(
-            operation,
-            isRead: false,
-            static (b, state, a, ct) => b.RemoveAsync(state.Tenant, state.Keys, a, ct),
-            (Tenant: TenantId, Keys: keys),
+    private async ValueTask<long> RemoveCoreAsync(string operation, string[] keys, bool async, CancellationToken cancellationToken)
+    {
+        var tenant = TenantId;
+        var invalidation = _shared.Near?.KeysMessage(tenant, keys);
+        try
+        {
+            return await ExecuteAsync(
+                operation,
+                isRead: false,
+                static (b, state, a, ct) => b.RemoveAsync(state.Tenant, state.Keys, state.Invalidation, a, ct),
+                (Tenant: tenant, Keys: keys, Invalidation: invalidation),
+                async,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Invalidated(tenant, keys, invalidation);
+        }
+    }
+
+    // A near hit costs no round trip: the value is copied out of memory (the caller owns what it gets). A miss reads
+    // the entry with its expiry and tags, and keeps a copy unless an invalidation raced the read.
+    private async ValueTask<byte[]?> NearGetAsync(PgNearCache near, string key, bool async, CancellationToken cancellationToken)
+    {
+        var started = PgCacheMetrics.Start();
+        var read = Read();
+        if (near.Find(read.TenantId, key, read.Now, read.RefreshGranularity) is { } hit)
+        {
+            _shared.Metrics.Record("get", "near_hit", started);
+            _shared.Metrics.Read(hit.Value.Length);
+            return hit.Value.AsSpan().ToArray();
+        }
+
+        return (await NearMissAsync(near, read, key, async, cancellationToken).ConfigureAwait(false))?.Value;
+    }
+
+    private async ValueTask<PgCacheEntry?> NearMissAsync(PgNearCache near, PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
+    {
+        var stamp = near.Stamp();
+        var entry = await ExecuteAsync(
+            "get",
+            isRead: true,
+            static (b, state, a, ct) => b.GetEntryAsync(state.Read, state.Key, a, ct),
+            (Read: read, Key: key),
             async,
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
+        if (entry is not null)
+        {
+            _shared.Metrics.Read(entry.Value.Length);
+            near.Offer(read.TenantId, key, entry, stamp, read.Now);
+        }
+
+        return entry;
+    }
+
+    // After a write returns (or fails: it may have committed), this instance's own copies go at once, and any read
+    // already on its way back cannot fill them again; other instances drop theirs when the write's message arrives.
+    private void Invalidated(string tenant, string key, string? invalidation)
+    {
+        if (_shared.Near is { } near)
+        {
+            near.Invalidate(tenant, key, "invalidated");
+            if (invalidation is not null)
+            {
+                near.Sent();
+            }
+        }
+    }
+
+    private void Invalidated(string tenant, string[] keys, string? invalidation)
+    {
+        if (_shared.Near is { } near)
+        {
+            foreach (var key in keys)
+            {
+                near.Invalidate(tenant, key, "invalidated");
+            }
+
+            if (invalidation is not null)
+            {
+                near.Sent();
+            }
+        }
+    }
 
     // Runs one store operation with the metrics, error translation and fail-safe policy in one place, the same for
     // every backend. Synchronous callers pass async: false and get an already completed task.
@@ -459,6 +663,18 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         public PgCacheMetrics Metrics { get; } = new(meterFactory, backend.Name);
 
         public ILogger Logger { get; } = logger ?? NullLogger.Instance;
+
+        public PgNearCache? Near { get; private set; }
+
+        public Shared WithNearCache()
+        {
+            if (Options.NearCache.Enabled)
+            {
+                Near = new PgNearCache(Backend, Options.NearCache, Metrics, Logger);
+            }
+
+            return this;
+        }
 
         public string AmbientTenant()
         {

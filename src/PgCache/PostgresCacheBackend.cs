@@ -30,6 +30,8 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
     private readonly int _commandTimeoutSeconds;
     private readonly PgReplicaReads? _replicas;
     private readonly ILogger _logger;
+    private readonly string _channel;
+    private readonly string? _listenConnectionString;
     private volatile bool _replicaTableUnreadable;
 
     /// <summary>Initializes a new instance of the <see cref="PostgresCacheBackend"/> class. Does no I/O.</summary>
@@ -59,6 +61,8 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
         _commandTimeoutSeconds = Math.Max(1, (int)Math.Ceiling(options.OperationTimeout.TotalSeconds));
         _replicas = PgReplicaReads.For(replicas, ModuleName, options.ReadConsistency, options.MaxReplicaLag);
         _logger = logger ?? NullLogger.Instance;
+        _channel = ChannelFor(_schemaName);
+        _listenConnectionString = pgFirstOptions.ListenConnectionString;
     }
 
     /// <inheritdoc />
@@ -85,6 +89,23 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
 
         return value;
     }
+
+    /// <inheritdoc />
+    public async ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
+    {
+        // Always the primary: a lagging standby could hand back a value older than an invalidation already applied.
+        var entry = await RunAsync(static (b, c, r, k, a, ct) => b.GetEntryBody(c, r, k, a, ct), read, key, async, cancellationToken).ConfigureAwait(false);
+        if (entry is not null)
+        {
+            SlidOnThePrimary(read.TenantId, key);
+        }
+
+        return entry;
+    }
+
+    /// <inheritdoc />
+    public IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink) =>
+        new PostgresCacheInvalidationBus(this, ChannelFor(_schemaName), sink);
 
     /// <inheritdoc />
     public async ValueTask<int?> GetIntoAsync(PgCacheRead read, string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken)
@@ -199,21 +220,23 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask<long> RemoveAsync(string tenantId, string[] keys, bool async, CancellationToken cancellationToken)
+    public async ValueTask<long> RemoveAsync(string tenantId, string[] keys, string? invalidation, bool async, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(keys);
         var removed = await RunAsync(
-            static async (b, c, t, k, ar, ct) =>
-            {
-                var command = b.Command(c, k.Length == 1 ? b._sql.Remove : b._sql.RemoveMany, t);
-                await using var commandScope = command.ConfigureAwait(false);
-                command.Parameters.Add(k.Length == 1
+            static (b, c, t, a, ar, ct) => b.WriteAsync(
+                c,
+                a.Keys.Length == 1 ? b._sql.Remove : b._sql.RemoveMany,
+                t,
+                a.Keys,
+                static (p, k) => p.Add(k.Length == 1
                     ? new NpgsqlParameter<string> { TypedValue = k[0], NpgsqlDbType = NpgsqlDbType.Text }
-                    : new NpgsqlParameter<string[]> { TypedValue = k, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-                return (long)await b.NonQueryAsync(command, ar, ct).ConfigureAwait(false);
-            },
+                    : new NpgsqlParameter<string[]> { TypedValue = k, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text }),
+                a.Invalidation,
+                ar,
+                ct),
             tenantId,
-            keys,
+            (Keys: keys, Invalidation: invalidation),
             async,
             cancellationToken).ConfigureAwait(false);
         foreach (var key in keys)
@@ -225,18 +248,20 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask<long> RemoveByTagAsync(string tenantId, string tag, CancellationToken cancellationToken)
+    public async ValueTask<long> RemoveByTagAsync(string tenantId, string tag, string? invalidation, CancellationToken cancellationToken)
     {
         var removed = await RunAsync(
-            static async (b, c, t, g, ar, ct) =>
-            {
-                var command = b.Command(c, b._sql.RemoveByTag, t);
-                await using var commandScope = command.ConfigureAwait(false);
-                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = g, NpgsqlDbType = NpgsqlDbType.Text });
-                return (long)await b.NonQueryAsync(command, ar, ct).ConfigureAwait(false);
-            },
+            static (b, c, t, a, ar, ct) => b.WriteAsync(
+                c,
+                b._sql.RemoveByTag,
+                t,
+                a.Tag,
+                static (p, g) => p.Add(new NpgsqlParameter<string> { TypedValue = g, NpgsqlDbType = NpgsqlDbType.Text }),
+                a.Invalidation,
+                ar,
+                ct),
             tenantId,
-            tag,
+            (Tag: tag, Invalidation: invalidation),
             async: true,
             cancellationToken).ConfigureAwait(false);
         _replicas?.WroteAny();
@@ -244,17 +269,12 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public async ValueTask<long> RemoveTenantAsync(string tenantId, CancellationToken cancellationToken)
+    public async ValueTask<long> RemoveTenantAsync(string tenantId, string? invalidation, CancellationToken cancellationToken)
     {
         var removed = await RunAsync(
-            static async (b, c, t, _, ar, ct) =>
-            {
-                var command = b.Command(c, b._sql.RemoveTenant, t);
-                await using var commandScope = command.ConfigureAwait(false);
-                return (long)await b.NonQueryAsync(command, ar, ct).ConfigureAwait(false);
-            },
+            static (b, c, t, i, ar, ct) => b.WriteAsync(c, b._sql.RemoveTenant, t, 0, static (_, _) => { }, i, ar, ct),
             tenantId,
-            0,
+            invalidation,
             async: true,
             cancellationToken).ConfigureAwait(false);
         _replicas?.WroteAny();
@@ -270,6 +290,58 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
         NpgsqlException npgsql => new PgCacheFailure(npgsql.IsTransient, npgsql.Message),
         _ => null,
     };
+
+    // NOTIFY channels are per database: the schema is in the name, so caches on other schemas never hear these.
+    internal static string ChannelFor(string schemaName) =>
+        "pgcache_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(schemaName)))[..16];
+
+    // The near cache's channel: LISTEN on one connection (the direct one behind a transaction pooler), heartbeats
+    // published through the data source.
+    private sealed class PostgresCacheInvalidationBus : IPgCacheInvalidationBus, IPgNotificationHandler
+    {
+        private readonly PostgresCacheBackend _backend;
+        private readonly IPgCacheInvalidationSink _sink;
+        private readonly PgNotificationListener _listener;
+
+        public PostgresCacheInvalidationBus(PostgresCacheBackend backend, string channel, IPgCacheInvalidationSink sink)
+        {
+            _backend = backend;
+            _sink = sink;
+            _listener = new PgNotificationListener(
+                backend._dataSource,
+                backend._listenConnectionString,
+                backend._pooler,
+                channel,
+                "pgcache-near-cache",
+                this,
+                TimeSpan.FromMilliseconds(250),
+                TimeSpan.FromSeconds(10),
+                TimeSpan.FromSeconds(10));
+        }
+
+        public string Channel => _listener.Channel;
+
+        public void Start() => _listener.Start();
+
+        public async ValueTask PublishAsync(string payload, CancellationToken cancellationToken)
+        {
+            var connection = await _backend._dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var connectionScope = connection.ConfigureAwait(false);
+            var command = new NpgsqlCommand(_backend._sql.Notify, connection) { CommandTimeout = _backend._commandTimeoutSeconds };
+            await using var commandScope = command.ConfigureAwait(false);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Channel, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = payload, NpgsqlDbType = NpgsqlDbType.Text });
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        public ValueTask DisposeAsync() => _listener.DisposeAsync();
+
+        public void OnListening(int processId, bool reconnection) => _sink.OnSubscribed();
+
+        public void OnLost(Exception exception, TimeSpan retryIn) => _sink.OnLost(exception);
+
+        public void OnNotification(string payload) => _sink.OnMessage(payload);
+    }
 
     // One operation on a pooled connection of the primary.
     private async ValueTask<TResult> RunAsync<TState, TArg, TResult>(
@@ -297,13 +369,13 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = read.RefreshGranularity, NpgsqlDbType = NpgsqlDbType.Interval });
     }
 
-    private static void AddWriteParameters(NpgsqlCommand command, PgCacheWrite write)
+    private static void AddWriteParameters(NpgsqlParameterCollection parameters, PgCacheWrite write)
     {
         var expiry = write.Expiry;
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)expiry.ExpiresAt ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter { Value = expiry.Sliding is { } s ? s : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)expiry.Absolute ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)write.Tags ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        parameters.Add(new NpgsqlParameter { Value = (object?)expiry.ExpiresAt ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        parameters.Add(new NpgsqlParameter { Value = expiry.Sliding is { } s ? s : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Interval });
+        parameters.Add(new NpgsqlParameter { Value = (object?)expiry.Absolute ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        parameters.Add(new NpgsqlParameter { Value = (object?)write.Tags ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
     }
 
     private async ValueTask PrepareAsync(NpgsqlCommand command, bool async, CancellationToken cancellationToken)
@@ -399,24 +471,112 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
         return total;
     }
 
-    private async ValueTask<int> SetBody(NpgsqlConnection connection, PgCacheWrite write, string key, ReadOnlyMemory<byte> value, bool async, CancellationToken cancellationToken)
+    private ValueTask<int> SetBody(NpgsqlConnection connection, PgCacheWrite write, string key, ReadOnlyMemory<byte> value, bool async, CancellationToken cancellationToken) =>
+        WriteAsync(
+            connection,
+            _sql.Set,
+            write.TenantId,
+            (Write: write, Key: key, Value: value),
+            static (p, a) =>
+            {
+                p.Add(new NpgsqlParameter<string> { TypedValue = a.Key, NpgsqlDbType = NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { TypedValue = a.Value, NpgsqlDbType = NpgsqlDbType.Bytea });
+                AddWriteParameters(p, a.Write);
+            },
+            write.Invalidation,
+            async,
+            cancellationToken);
+
+    private ValueTask<int> SetManyBody(NpgsqlConnection connection, PgCacheWrite write, string[] keys, byte[][] values, bool async, CancellationToken cancellationToken) =>
+        WriteAsync(
+            connection,
+            _sql.SetMany,
+            write.TenantId,
+            (Write: write, Keys: keys, Values: values),
+            static (p, a) =>
+            {
+                p.Add(new NpgsqlParameter<string[]> { TypedValue = a.Keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                p.Add(new NpgsqlParameter<byte[][]> { TypedValue = a.Values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                AddWriteParameters(p, a.Write);
+            },
+            write.Invalidation,
+            async,
+            cancellationToken);
+
+    // One write statement; with a near-cache invalidation, the statement and its pg_notify go as one batch, which
+    // PostgreSQL runs as one implicit transaction: the message is sent if and only if the write commits, and it costs
+    // no extra round trip.
+    private async ValueTask<int> WriteAsync<TArg>(
+        NpgsqlConnection connection,
+        string sql,
+        string tenantId,
+        TArg argument,
+        Action<NpgsqlParameterCollection, TArg> addParameters,
+        string? invalidation,
+        bool async,
+        CancellationToken cancellationToken)
     {
-        var command = Command(connection, _sql.Set, write.TenantId);
-        await using var commandScope = command.ConfigureAwait(false);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Bytea });
-        AddWriteParameters(command, write);
-        return await NonQueryAsync(command, async, cancellationToken).ConfigureAwait(false);
+        if (invalidation is null)
+        {
+            var command = Command(connection, sql, tenantId);
+            await using var commandScope = command.ConfigureAwait(false);
+            addParameters(command.Parameters, argument);
+            return await NonQueryAsync(command, async, cancellationToken).ConfigureAwait(false);
+        }
+
+        var batch = new NpgsqlBatch(connection) { Timeout = _commandTimeoutSeconds };
+        await using var batchScope = batch.ConfigureAwait(false);
+        var write = new NpgsqlBatchCommand(sql);
+        write.Parameters.Add(new NpgsqlParameter<string> { TypedValue = tenantId, NpgsqlDbType = NpgsqlDbType.Text });
+        addParameters(write.Parameters, argument);
+        batch.BatchCommands.Add(write);
+        var notify = new NpgsqlBatchCommand(_sql.Notify);
+        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel, NpgsqlDbType = NpgsqlDbType.Text });
+        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = invalidation, NpgsqlDbType = NpgsqlDbType.Text });
+        batch.BatchCommands.Add(notify);
+        if (_prepares)
+        {
+            if (async)
+            {
+                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                batch.Prepare();
+            }
+        }
+
+        if (async)
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            batch.ExecuteNonQuery();
+        }
+
+        return write.RecordsAffected;
     }
 
-    private async ValueTask<int> SetManyBody(NpgsqlConnection connection, PgCacheWrite write, string[] keys, byte[][] values, bool async, CancellationToken cancellationToken)
+    private async ValueTask<PgCacheEntry?> GetEntryBody(NpgsqlConnection connection, PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
     {
-        var command = Command(connection, _sql.SetMany, write.TenantId);
+        var command = Command(connection, _sql.GetEntry, read.TenantId);
         await using var commandScope = command.ConfigureAwait(false);
-        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-        AddWriteParameters(command, write);
-        return await NonQueryAsync(command, async, cancellationToken).ConfigureAwait(false);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
+        AddReadParameters(command, read);
+        await PrepareAsync(command, async, cancellationToken).ConfigureAwait(false);
+        var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+        await using var readerScope = reader.ConfigureAwait(false);
+        if (!(async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read()))
+        {
+            return null;
+        }
+
+        var expiry = new PgCacheExpiry(
+            reader.IsDBNull(1) ? null : reader.GetFieldValue<DateTimeOffset>(1),
+            reader.IsDBNull(2) ? null : reader.GetFieldValue<TimeSpan>(2),
+            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3));
+        return new PgCacheEntry(reader.GetFieldValue<byte[]>(0), expiry, reader.IsDBNull(4) ? null : reader.GetFieldValue<string[]>(4));
     }
 
     private async ValueTask<IReadOnlyDictionary<string, byte[]>> GetManyBody(NpgsqlConnection connection, PgCacheRead read, string[] keys, bool async, CancellationToken cancellationToken)

@@ -30,7 +30,7 @@ namespace PgFirst.FusionCache;
 /// <c>MemoryCacheDuration</c>) where a missed eviction matters.
 /// </para>
 /// </remarks>
-public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDisposable
+public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IPgNotificationHandler, IAsyncDisposable
 {
     // NOTIFY payloads are at most 7,999 bytes.
     private const int MaxPayloadBytes = 7_999;
@@ -41,17 +41,16 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _schemaName;
-    private readonly NpgsqlDataSource? _listenDataSource;
+    private readonly string? _listenConnectionString;
+    private readonly PgPoolerMode _pooler;
     private readonly PgFusionBackplaneOptions _options;
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private BackplaneSubscriptionOptions? _subscription;
     private string? _channel;
-    private CancellationTokenSource? _stopping;
-    private Task? _listening;
+    private PgNotificationListener? _listener;
     private TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _isListening;
-    private int _listenerPid;
 
     /// <summary>Initializes a new instance of the <see cref="PgFusionBackplane"/> class. Does no I/O.</summary>
     /// <param name="dataSource">The data source to publish through (and, without a listen connection string, to listen on); not disposed.</param>
@@ -78,23 +77,15 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
         _dataSource = dataSource;
         _schemaName = pgFirstOptions.SchemaName;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        if (!string.IsNullOrWhiteSpace(listen))
-        {
-            var builder = new NpgsqlConnectionStringBuilder(listen)
-            {
-                KeepAlive = (int)_options.KeepAlive.TotalSeconds,
-                ApplicationName = "pgfirst-fusion-backplane",
-                Pooling = false,
-            };
-            _listenDataSource = NpgsqlDataSource.Create(builder.ConnectionString);
-        }
+        _listenConnectionString = listen;
+        _pooler = pgFirstOptions.Pooler;
     }
 
     /// <summary>Gets a value indicating whether the listen connection is open and LISTENing.</summary>
     public bool IsListening => _isListening;
 
     /// <summary>Gets the PostgreSQL backend pid of the listen connection, or 0 when not listening (for operators: <c>pg_stat_activity</c>).</summary>
-    public int ListenerProcessId => Volatile.Read(ref _listenerPid);
+    public int ListenerProcessId => _isListening ? Volatile.Read(ref _listener)?.ProcessId ?? 0 : 0;
 
     /// <summary>Gets the NOTIFY channel, once subscribed: the prefix and a hash of the PgFirst schema and FusionCache's channel name.</summary>
     public string? Channel => _channel;
@@ -123,8 +114,17 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
 
             _subscription = options;
             _channel = ChannelFor(_options.ChannelPrefix, _schemaName, options.ChannelName);
-            _stopping = new CancellationTokenSource();
-            _listening = Task.Run(() => ListenLoopAsync(_stopping.Token));
+            _listener = new PgNotificationListener(
+                _dataSource,
+                _listenConnectionString,
+                _pooler,
+                _channel,
+                "pgfirst-fusion-backplane",
+                this,
+                _options.ReconnectDelay,
+                _options.MaxReconnectDelay,
+                _options.KeepAlive);
+            _listener.Start();
         }
 
         // Like FusionCache's Redis backplane, a subscription is live when this returns, when the server answers.
@@ -145,32 +145,19 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
     /// <inheritdoc />
     public async ValueTask UnsubscribeAsync()
     {
-        Task? listening;
-        CancellationTokenSource? stopping;
+        PgNotificationListener? listener;
         lock (_gate)
         {
-            listening = _listening;
-            stopping = _stopping;
-            _listening = null;
-            _stopping = null;
+            listener = _listener;
+            _listener = null;
             _subscription = null;
         }
 
-        if (stopping is null)
+        if (listener is not null)
         {
-            return;
+            await listener.DisposeAsync().ConfigureAwait(false);
+            _isListening = false;
         }
-
-        await stopping.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await listening!.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        stopping.Dispose();
     }
 
     /// <inheritdoc />
@@ -184,14 +171,7 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
 #pragma warning restore VSTHRD002, CA2012
 
     /// <inheritdoc />
-    public async ValueTask DisposeAsync()
-    {
-        await UnsubscribeAsync().ConfigureAwait(false);
-        if (_listenDataSource is not null)
-        {
-            await _listenDataSource.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+    public ValueTask DisposeAsync() => UnsubscribeAsync();
 
     // NOTIFY channels are per database, not per schema: the schema is part of the name, so apps on other schemas of the
     // same database never hear each other's evictions.
@@ -229,74 +209,28 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
     }
 #pragma warning restore VSTHRD002, VSTHRD103, CA2012
 
-    // One connection, LISTENing until stopped; lost, it is opened again with back-off and FusionCache is told.
-    private async Task ListenLoopAsync(CancellationToken stopping)
+    void IPgNotificationHandler.OnListening(int processId, bool reconnection)
     {
-        var delay = _options.ReconnectDelay;
-        var connectedBefore = false;
-        while (!stopping.IsCancellationRequested)
+        _isListening = true;
+        LogListening(_logger, _channel!, processId, reconnection);
+        if (reconnection)
         {
-            try
-            {
-                var connection = _listenDataSource is not null
-                    ? await _listenDataSource.OpenConnectionAsync(stopping).ConfigureAwait(false)
-                    : await _dataSource.OpenConnectionAsync(stopping).ConfigureAwait(false);
-                await using (connection.ConfigureAwait(false))
-                {
-                    connection.Notification += OnNotification;
-                    var listen = new NpgsqlCommand($"LISTEN {PgSqlIdentifier.Quote(_channel!)}", connection);
-                    await using (listen.ConfigureAwait(false))
-                    {
-                        await listen.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
-                    }
+            Reconnects.Add(1);
+        }
 
-                    Volatile.Write(ref _listenerPid, connection.ProcessID);
-                    _isListening = true;
-                    delay = _options.ReconnectDelay;
-                    LogListening(_logger, _channel!, connection.ProcessID, connectedBefore);
-                    if (connectedBefore)
-                    {
-                        Reconnects.Add(1);
-                    }
+        Connected(reconnection);
+        Volatile.Read(ref _connected).TrySetResult();
+    }
 
-                    Connected(connectedBefore);
-                    connectedBefore = true;
-                    Volatile.Read(ref _connected).TrySetResult();
-                    while (true)
-                    {
-                        await connection.WaitAsync(stopping).ConfigureAwait(false);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
-            {
-                if (_isListening)
-                {
-                    Volatile.Write(ref _connected, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-                }
-
-                _isListening = false;
-                Volatile.Write(ref _listenerPid, 0);
-                LogListenFailed(_logger, ex, _channel!, delay);
-                try
-                {
-                    await Task.Delay(delay, stopping).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
-            }
+    void IPgNotificationHandler.OnLost(Exception exception, TimeSpan retryIn)
+    {
+        if (_isListening)
+        {
+            Volatile.Write(ref _connected, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         }
 
         _isListening = false;
-        Volatile.Write(ref _listenerPid, 0);
+        LogListenFailed(_logger, exception, _channel!, retryIn);
     }
 
     private void Connected(bool reconnection)
@@ -312,10 +246,10 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
         }
     }
 
-    private void OnNotification(object sender, NpgsqlNotificationEventArgs e)
+    void IPgNotificationHandler.OnNotification(string payload)
     {
         var subscription = _subscription;
-        if (subscription is null || !string.Equals(e.Channel, _channel, StringComparison.Ordinal))
+        if (subscription is null)
         {
             return;
         }
@@ -323,7 +257,7 @@ public sealed partial class PgFusionBackplane : IFusionCacheBackplane, IAsyncDis
         BackplaneMessage message;
         try
         {
-            message = BackplaneMessage.FromByteArray(Convert.FromBase64String(e.Payload));
+            message = BackplaneMessage.FromByteArray(Convert.FromBase64String(payload));
         }
         catch (FormatException ex)
         {

@@ -66,6 +66,42 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
+    public ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
+    {
+        var names = Keys(read.TenantId);
+        return RunAsync(
+            RedisCacheScripts.ReadEntry,
+            [names.Entry(key)],
+            ReadArguments(names, read),
+            static result =>
+            {
+                if (result.IsNull || result.Resp2Type != ResultType.Array)
+                {
+                    return (PgCacheEntry?)null;
+                }
+
+                var fields = (RedisResult[])result!;
+                var expires = long.Parse((string)fields[1]!, System.Globalization.CultureInfo.InvariantCulture);
+                var sliding = long.Parse((string)fields[2]!, System.Globalization.CultureInfo.InvariantCulture);
+                var absolute = long.Parse((string)fields[3]!, System.Globalization.CultureInfo.InvariantCulture);
+                var tags = (string?)fields[4];
+                return new PgCacheEntry(
+                    (byte[])fields[0]!,
+                    new PgCacheExpiry(
+                        expires == -1 ? null : DateTimeOffset.FromUnixTimeMilliseconds(expires),
+                        sliding == -1 ? null : TimeSpan.FromMilliseconds(sliding),
+                        absolute == -1 ? null : DateTimeOffset.FromUnixTimeMilliseconds(absolute)),
+                    string.IsNullOrEmpty(tags) ? null : tags.Split('\0', StringSplitOptions.RemoveEmptyEntries));
+            },
+            async,
+            cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink) =>
+        new RedisCacheInvalidationBus(_connection, _keyPrefix + "pgcache:near", _timeout, sink);
+
+    /// <inheritdoc />
     public ValueTask<int?> GetIntoAsync(PgCacheRead read, string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken)
     {
         var names = Keys(read.TenantId);
@@ -125,7 +161,7 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         // A multi-segment value is copied into an array of its own (not a pooled one): a write that timed out may still
         // be queued in the multiplexer, and must never read a buffer that went back to a pool.
         arguments[WriteHeaderLength] = value.IsSingleSegment ? value.First : value.ToArray();
-        await RunAsync(RedisCacheScripts.Set, [names.Entry(key)], arguments, static _ => 0, async, cancellationToken).ConfigureAwait(false);
+        await RunAsync(RedisCacheScripts.Set, [names.Entry(key)], Notifying(arguments, write.Invalidation), static _ => 0, async, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -140,7 +176,7 @@ public sealed class RedisCacheBackend : IPgCacheBackend
             arguments[WriteHeaderLength + i] = values[i];
         }
 
-        await RunAsync(RedisCacheScripts.Set, [.. keys.Select(names.Entry)], arguments, static _ => 0, async: true, cancellationToken).ConfigureAwait(false);
+        await RunAsync(RedisCacheScripts.Set, [.. keys.Select(names.Entry)], Notifying(arguments, write.Invalidation), static _ => 0, async: true, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -154,27 +190,27 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public ValueTask<long> RemoveAsync(string tenantId, string[] keys, bool async, CancellationToken cancellationToken)
+    public ValueTask<long> RemoveAsync(string tenantId, string[] keys, string? invalidation, bool async, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(keys);
         var names = Keys(tenantId);
-        return RunAsync(RedisCacheScripts.Remove, [.. keys.Select(names.Entry)], names.Arguments(0), static result => (long)result, async, cancellationToken);
+        return RunAsync(RedisCacheScripts.Remove, [.. keys.Select(names.Entry)], Notifying(names.Arguments(0), invalidation), static result => (long)result, async, cancellationToken);
     }
 
     /// <inheritdoc />
-    public ValueTask<long> RemoveByTagAsync(string tenantId, string tag, CancellationToken cancellationToken)
+    public ValueTask<long> RemoveByTagAsync(string tenantId, string tag, string? invalidation, CancellationToken cancellationToken)
     {
         var names = Keys(tenantId);
         var arguments = names.Arguments(1);
         arguments[3] = tag;
-        return RunAsync(RedisCacheScripts.RemoveByTag, [names.Tag(tag)], arguments, static result => (long)result, async: true, cancellationToken);
+        return RunAsync(RedisCacheScripts.RemoveByTag, [names.Tag(tag)], Notifying(arguments, invalidation), static result => (long)result, async: true, cancellationToken);
     }
 
     /// <inheritdoc />
-    public ValueTask<long> RemoveTenantAsync(string tenantId, CancellationToken cancellationToken)
+    public ValueTask<long> RemoveTenantAsync(string tenantId, string? invalidation, CancellationToken cancellationToken)
     {
         var names = Keys(tenantId);
-        return RunAsync(RedisCacheScripts.RemoveTenant, [names.Index], names.Arguments(0), static result => (long)result, async: true, cancellationToken);
+        return RunAsync(RedisCacheScripts.RemoveTenant, [names.Index], Notifying(names.Arguments(0), invalidation), static result => (long)result, async: true, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -232,6 +268,21 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         return arguments;
     }
 
+    // The near-cache invalidation goes after the script's own arguments, [channel, message]; the script publishes it.
+    private RedisValue[] Notifying(RedisValue[] arguments, string? invalidation)
+    {
+        if (invalidation is null)
+        {
+            return arguments;
+        }
+
+        var extended = new RedisValue[arguments.Length + 2];
+        arguments.CopyTo(extended, 0);
+        extended[^2] = _keyPrefix + "pgcache:near";
+        extended[^1] = invalidation;
+        return extended;
+    }
+
     private async ValueTask<TResult> RunAsync<TResult>(RedisScript script, RedisKey[] keys, RedisValue[] arguments, Func<RedisResult, TResult> read, bool async, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabase();
@@ -242,4 +293,105 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     private sealed record TenantKeys(string TenantId, RedisCacheKeys Keys);
+
+    // Pub/sub on the shared multiplexer. StackExchange.Redis subscribes again by itself after a reconnection; the
+    // near cache's heartbeat (a message it must receive back) proves when it has, so nothing is served from memory
+    // in between.
+    private sealed class RedisCacheInvalidationBus(IConnectionMultiplexer connection, string channel, TimeSpan timeout, IPgCacheInvalidationSink sink) : IPgCacheInvalidationBus
+    {
+        private readonly RedisChannel _channel = RedisChannel.Literal(channel);
+        private readonly CancellationTokenSource _stopping = new();
+        private ChannelMessageQueue? _queue;
+        private Task? _subscribing;
+        private volatile bool _subscribed;
+
+        public string Channel { get; } = channel;
+
+        public void Start()
+        {
+            if (_subscribing is not null)
+            {
+                return;
+            }
+
+            connection.ConnectionFailed += OnConnectionFailed;
+            connection.ConnectionRestored += OnConnectionRestored;
+            _subscribing = Task.Run(() => SubscribeAsync(_stopping.Token));
+        }
+
+        public async ValueTask PublishAsync(string payload, CancellationToken cancellationToken) =>
+            await connection.GetSubscriber().PublishAsync(_channel, payload).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+
+        public async ValueTask DisposeAsync()
+        {
+            connection.ConnectionFailed -= OnConnectionFailed;
+            connection.ConnectionRestored -= OnConnectionRestored;
+            await _stopping.CancelAsync().ConfigureAwait(false);
+            if (_subscribing is not null)
+            {
+                try
+                {
+#pragma warning disable VSTHRD003 // Started by this instance, on the thread pool.
+                    await _subscribing.ConfigureAwait(false);
+#pragma warning restore VSTHRD003
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+
+            if (_queue is not null)
+            {
+                await _queue.UnsubscribeAsync().ConfigureAwait(false);
+            }
+
+            _stopping.Dispose();
+        }
+
+        private async Task SubscribeAsync(CancellationToken stopping)
+        {
+            var delay = TimeSpan.FromMilliseconds(250);
+            while (!stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    var queue = await connection.GetSubscriber().SubscribeAsync(_channel).WaitAsync(timeout, stopping).ConfigureAwait(false);
+                    queue.OnMessage(message =>
+                    {
+                        if (!message.Message.IsNull)
+                        {
+                            sink.OnMessage((string)message.Message!);
+                        }
+                    });
+                    _queue = queue;
+                    _subscribed = true;
+                    sink.OnSubscribed();
+                    return;
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    sink.OnLost(ex);
+                    await Task.Delay(delay, stopping).ConfigureAwait(false);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+                }
+            }
+        }
+
+        // Any lost connection may have dropped messages (with RESP3 the subscription shares the interactive one).
+        private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+        {
+            if (_subscribed)
+            {
+                sink.OnLost(e.Exception);
+            }
+        }
+
+        private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+        {
+            if (_subscribed)
+            {
+                sink.OnSubscribed();
+            }
+        }
+    }
 }

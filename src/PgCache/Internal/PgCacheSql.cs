@@ -11,6 +11,9 @@ internal sealed class PgCacheSql
     // bare SELECT on every hit; the function costs the same as the SELECT.
     private const string GetFormat = "SELECT {0}.cache_get($1, $2, $3, $4)";
 
+    // The near cache's read (sql/pgcache/003_cache_get_entry.sql): the value with its expiry and tags.
+    private const string GetEntryFormat = "SELECT value, expires_at, sliding, absolute_expires_at, tags FROM {0}.cache_get_entry($1, $2, $3, $4)";
+
     private const string GetManyFormat = "SELECT key, value FROM {0}.cache_get_many($1, $2, $3, $4)";
 
     // Reads on a read replica, where nothing can be written: the value, and whether a sliding refresh is due (the
@@ -101,6 +104,7 @@ internal sealed class PgCacheSql
     {
         var table = quotedSchema + ".cache_entry";
         Get = Format(GetFormat, quotedSchema);
+        GetEntry = Format(GetEntryFormat, quotedSchema);
         GetMany = Format(GetManyFormat, quotedSchema);
         ReplicaGet = Format(ReplicaGetFormat, table);
         ReplicaGetMany = Format(ReplicaGetManyFormat, table);
@@ -114,6 +118,11 @@ internal sealed class PgCacheSql
     }
 
     public string Get { get; }
+
+    public string GetEntry { get; }
+
+    // A write's near-cache invalidation, in the same implicit transaction as the write (one batch).
+    public string Notify { get; } = "SELECT pg_notify($1, $2)";
 
     public string GetMany { get; }
 

@@ -65,6 +65,14 @@ internal static class RedisCacheScripts
             return redis.call('DEL', key)
         end
 
+        -- A write's near-cache invalidation, when the caller passed one: [channel, message] after the script's own
+        -- arguments. Published inside the script, so it goes out if and only if the write happened.
+        local function notify(base)
+            if #ARGV >= base + 2 then
+                redis.call('PUBLISH', ARGV[base + 1], ARGV[base + 2])
+            end
+        end
+
         local function slide(key, expires, now, margin, tags)
             local ttl = expires - now + margin
             redis.call('HSET', key, 'e', ms(expires))
@@ -106,6 +114,34 @@ internal static class RedisCacheScripts
             end
         end
         return values
+        """;
+
+    // KEYS[1]: the entry. ARGV[4] now, [5] refresh granularity ms, [6] backstop margin ms. The read of the near cache:
+    // as Read, but returns {value, e after this read, s, a, t} for a live entry, false otherwise.
+    private const string ReadEntryText = Common + """
+        local now, granularity, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+        local key = KEYS[1]
+        local h = redis.call('HMGET', key, 'value', 'e', 's', 'a', 't')
+        if not h[1] then
+            return false
+        end
+        local e = tonumber(h[2])
+        if e ~= -1 and e <= now then
+            return false
+        end
+        local s = tonumber(h[3])
+        if s ~= -1 then
+            local a = tonumber(h[4])
+            local n = now + s
+            if a ~= -1 and a < n then
+                n = a
+            end
+            if n - e >= math.min(granularity, s / 10) then
+                slide(key, n, now, margin, h[5] or '')
+                e = n
+            end
+        end
+        return {h[1], ms(e), h[3], h[4], h[5] or ''}
         """;
 
     // KEYS[1]: the entry. ARGV[4] now, [5] margin. Extends a live sliding entry unconditionally.
@@ -152,6 +188,7 @@ internal static class RedisCacheScripts
                 prune(tag_prefix .. tag, tag)
             end
         end
+        notify(9 + #KEYS)
         return #KEYS
         """;
 
@@ -161,6 +198,7 @@ internal static class RedisCacheScripts
         for _, key in ipairs(KEYS) do
             removed = removed + drop(key)
         end
+        notify(3)
         return removed
         """;
 
@@ -177,6 +215,7 @@ internal static class RedisCacheScripts
             end
         end
         redis.call('DEL', KEYS[1])
+        notify(4)
         return removed
         """;
 
@@ -187,10 +226,13 @@ internal static class RedisCacheScripts
             removed = removed + drop(entry_prefix .. m)
         end
         redis.call('DEL', KEYS[1])
+        notify(3)
         return removed
         """;
 
     public static RedisScript Read { get; } = new(ReadText);
+
+    public static RedisScript ReadEntry { get; } = new(ReadEntryText);
 
     public static RedisScript Refresh { get; } = new(RefreshText);
 

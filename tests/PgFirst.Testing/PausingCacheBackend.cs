@@ -1,0 +1,65 @@
+using System.Buffers;
+using PgCache;
+
+namespace PgFirst.Testing;
+
+/// <summary>
+/// A real store with one hook: the next near-cache read (<see cref="IPgCacheBackend.GetEntryAsync"/>) can be held
+/// after the store answered and before the cache sees the answer, to put an invalidation in between.
+/// </summary>
+public sealed class PausingCacheBackend(IPgCacheBackend inner) : IPgCacheBackend
+{
+    private Pause? _next;
+
+    public string Name => inner.Name;
+
+    public Pause PauseNextEntryRead() => _next = new Pause();
+
+    public async ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
+    {
+        var entry = await inner.GetEntryAsync(read, key, async, cancellationToken);
+        if (Interlocked.Exchange(ref _next, null) is { } pause)
+        {
+            pause.Reach();
+            await pause.Released.WaitAsync(cancellationToken);
+        }
+
+        return entry;
+    }
+
+    public ValueTask<byte[]?> GetAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken) => inner.GetAsync(read, key, async, cancellationToken);
+
+    public ValueTask<int?> GetIntoAsync(PgCacheRead read, string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken) => inner.GetIntoAsync(read, key, destination, async, cancellationToken);
+
+    public ValueTask<IReadOnlyDictionary<string, byte[]>> GetManyAsync(PgCacheRead read, string[] keys, CancellationToken cancellationToken) => inner.GetManyAsync(read, keys, cancellationToken);
+
+    public ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken) => inner.SetAsync(write, key, value, async, cancellationToken);
+
+    public ValueTask SetManyAsync(PgCacheWrite write, string[] keys, byte[][] values, CancellationToken cancellationToken) => inner.SetManyAsync(write, keys, values, cancellationToken);
+
+    public ValueTask RefreshAsync(string tenantId, string key, DateTimeOffset now, bool async, CancellationToken cancellationToken) => inner.RefreshAsync(tenantId, key, now, async, cancellationToken);
+
+    public ValueTask<long> RemoveAsync(string tenantId, string[] keys, string? invalidation, bool async, CancellationToken cancellationToken) => inner.RemoveAsync(tenantId, keys, invalidation, async, cancellationToken);
+
+    public ValueTask<long> RemoveByTagAsync(string tenantId, string tag, string? invalidation, CancellationToken cancellationToken) => inner.RemoveByTagAsync(tenantId, tag, invalidation, cancellationToken);
+
+    public ValueTask<long> RemoveTenantAsync(string tenantId, string? invalidation, CancellationToken cancellationToken) => inner.RemoveTenantAsync(tenantId, invalidation, cancellationToken);
+
+    public PgCacheFailure? Classify(Exception exception) => inner.Classify(exception);
+
+    public IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink) => inner.CreateInvalidationBus(sink);
+
+    public sealed class Pause
+    {
+        private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Reached => _reached.Task;
+
+        internal Task Released => _released.Task;
+
+        public void Release() => _released.TrySetResult();
+
+        internal void Reach() => _reached.TrySetResult();
+    }
+}
