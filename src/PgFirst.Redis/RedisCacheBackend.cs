@@ -303,7 +303,9 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         private readonly CancellationTokenSource _stopping = new();
         private ChannelMessageQueue? _queue;
         private Task? _subscribing;
+        private readonly object _gate = new();
         private volatile bool _subscribed;
+        private int _generation;
 
         public string Channel { get; } = channel;
 
@@ -377,21 +379,54 @@ public sealed class RedisCacheBackend : IPgCacheBackend
             }
         }
 
-        // Any lost connection may have dropped messages (with RESP3 the subscription shares the interactive one).
-        private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
-        {
-            if (_subscribed)
-            {
-                sink.OnLost(e.Exception);
-            }
-        }
+        // Any lost connection may have dropped messages (with RESP3 the subscription shares the interactive one). The
+        // events can arrive in either order and on any thread, so each one starts over: lost now, subscribed again
+        // once the subscription's connection is back (the heartbeat then proves it receives).
+        private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e) => Resync(e.Exception);
 
-        private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+        private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) => Resync(e.Exception);
+
+        private void Resync(Exception? exception)
         {
-            if (_subscribed)
+            if (!_subscribed || _stopping.IsCancellationRequested)
             {
-                sink.OnSubscribed();
+                return;
             }
+
+            int generation;
+            lock (_gate)
+            {
+                generation = ++_generation;
+                sink.OnLost(exception);
+            }
+
+            _ = Task.Run(async () =>
+            {
+                var subscriber = connection.GetSubscriber();
+                try
+                {
+                    while (!subscriber.IsConnected(_channel))
+                    {
+                        await Task.Delay(50, _stopping.Token).ConfigureAwait(false);
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+
+                lock (_gate)
+                {
+                    if (generation == _generation && !_stopping.IsCancellationRequested)
+                    {
+                        sink.OnSubscribed();
+                    }
+                }
+            });
         }
     }
 }

@@ -4,12 +4,40 @@ using PgCache;
 namespace PgFirst.Testing;
 
 /// <summary>
-/// A real store with one hook: the next near-cache read (<see cref="IPgCacheBackend.GetEntryAsync"/>) can be held
-/// after the store answered and before the cache sees the answer, to put an invalidation in between.
+/// A real store with two hooks: the next near-cache read (<see cref="IPgCacheBackend.GetEntryAsync"/>) can be held
+/// after the store answered and before the cache sees the answer, to put an invalidation in between; and the messages
+/// the listener receives can be held back and delivered later in order, as by a listener that fell behind.
 /// </summary>
 public sealed class PausingCacheBackend(IPgCacheBackend inner) : IPgCacheBackend
 {
+    private readonly object _gate = new();
+    private readonly Queue<string> _held = new();
     private Pause? _next;
+    private IPgCacheInvalidationSink? _sink;
+    private bool _holding;
+
+    /// <summary>From now on, messages the listener receives are held back.</summary>
+    public void HoldMessages()
+    {
+        lock (_gate)
+        {
+            _holding = true;
+        }
+    }
+
+    /// <summary>Delivers the held messages in order, and the next ones at once.</summary>
+    public void DeliverMessages()
+    {
+        lock (_gate)
+        {
+            while (_held.TryDequeue(out var payload))
+            {
+                _sink!.OnMessage(payload);
+            }
+
+            _holding = false;
+        }
+    }
 
     public string Name => inner.Name;
 
@@ -47,7 +75,32 @@ public sealed class PausingCacheBackend(IPgCacheBackend inner) : IPgCacheBackend
 
     public PgCacheFailure? Classify(Exception exception) => inner.Classify(exception);
 
-    public IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink) => inner.CreateInvalidationBus(sink);
+    public IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink)
+    {
+        _sink = sink;
+        return inner.CreateInvalidationBus(new HoldingSink(this));
+    }
+
+    private sealed class HoldingSink(PausingCacheBackend owner) : IPgCacheInvalidationSink
+    {
+        public void OnSubscribed() => owner._sink!.OnSubscribed();
+
+        public void OnLost(Exception? exception) => owner._sink!.OnLost(exception);
+
+        public void OnMessage(string payload)
+        {
+            lock (owner._gate)
+            {
+                if (owner._holding)
+                {
+                    owner._held.Enqueue(payload);
+                    return;
+                }
+
+                owner._sink!.OnMessage(payload);
+            }
+        }
+    }
 
     public sealed class Pause
     {
