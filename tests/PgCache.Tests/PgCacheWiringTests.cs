@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Caching.Hybrid;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -89,6 +90,91 @@ public class PgCacheWiringTests(PostgresServer server) : PostgresTest(server)
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(CancellationToken));
 
         Assert.Contains("PgCache:OperationTimeout", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AddPgCache_NearCacheFromConfiguration_ServesNearHits()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["PgCache:NearCache:Enabled"] = "true",
+            ["PgCache:NearCache:MaxEntries"] = "500",
+            ["PgCache:NearCache:MaxStaleness"] = "00:00:03",
+        });
+        builder.Services.AddSingleton(DataSource);
+        builder.Services.AddPgFirst(o =>
+        {
+            o.SchemaName = Schema;
+            o.ApplySchemaOnStartup = true;
+            Server.ConfigurePgFirst(o);
+        });
+        builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
+        using var host = builder.Build();
+        await host.StartAsync(CancellationToken);
+        var cache = (PgDistributedCache)host.Services.GetRequiredService<IDistributedCache>();
+        var options = host.Services.GetRequiredService<IOptions<PgCacheOptions>>().Value;
+
+        Assert.True(options.NearCache.Enabled);
+        Assert.Equal(500, options.NearCache.MaxEntries);
+        Assert.Equal(TimeSpan.FromSeconds(3), options.NearCache.MaxStaleness);
+        await cache.NearCache!.WaitUntilServingAsync(CancellationToken).WaitAsync(TimeSpan.FromSeconds(20), CancellationToken);
+        await cache.SetStringAsync("wired", "near", CancellationToken);
+        Assert.Equal("near", await cache.GetStringAsync("wired", CancellationToken));
+        Assert.True(cache.NearCache.Contains("default", "wired"));
+        await ExecuteAsync($"DELETE FROM \"{Schema}\".cache_entry");
+        Assert.Equal("near", await cache.GetStringAsync("wired", CancellationToken));
+        await host.StopAsync(CancellationToken);
+    }
+
+    [Fact]
+    public async Task AddPgCache_NearCacheBehindATransactionPoolerWithoutAListenConnection_FailsAtStartup()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddSingleton(DataSource);
+        builder.Services.AddPgFirst(o =>
+        {
+            o.SchemaName = Schema;
+            o.Pooler = PgPoolerMode.Transaction;
+            o.ListenConnectionString = null;
+        });
+        builder.Services.AddPgCache(o => o.NearCache.Enabled = true);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(CancellationToken));
+
+        Assert.Contains("PgFirst:ListenConnectionString", error.Message, StringComparison.Ordinal);
+        var direct = Assert.Throws<PgFirstPoolerException>(() => new PgDistributedCache(
+            CreateDataSource(b =>
+            {
+                b.NoResetOnClose = true;
+                b.MaxAutoPrepare = 0;
+            }),
+            new PgFirstOptions { SchemaName = Schema, Pooler = PgPoolerMode.Transaction },
+            new PgCacheOptions { NearCache = { Enabled = true } },
+            new PgTenantContext("default"),
+            TimeProvider.System));
+        Assert.Contains("ListenConnectionString", direct.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("MaxEntries", "0")]
+    [InlineData("MaxBytes", "10")]
+    [InlineData("MaxValueBytes", "0")]
+    [InlineData("MaxLocalLifetime", "00:00:00")]
+    [InlineData("MaxStaleness", "00:00:00.010")]
+    public async Task AddPgCache_InvalidNearCacheOptions_FailAtStartupNamingTheSetting(string setting, string value)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["PgCache:NearCache:" + setting] = value });
+        builder.Services.AddSingleton(DataSource);
+        builder.Services.AddPgFirst(o => o.SchemaName = Schema);
+        builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(CancellationToken));
+
+        Assert.Contains("PgCache:NearCache:" + setting, error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -13,9 +13,22 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
 
-    private PgCacheOptions Options => server.ReadReplicas
-        ? new PgCacheOptions { Durability = PgCacheDurability.Logged, ReadConsistency = PgReadConsistency.ReadYourWrites, MaxReplicaLag = TimeSpan.FromSeconds(30) }
-        : new PgCacheOptions();
+    private readonly List<PgDistributedCache> _caches = [];
+
+    /// <summary>Gets a value indicating whether the caches run with the near cache on (the suite must pass either way).</summary>
+    protected virtual bool NearCache => false;
+
+    private PgCacheOptions Options
+    {
+        get
+        {
+            var options = server.ReadReplicas
+                ? new PgCacheOptions { Durability = PgCacheDurability.Logged, ReadConsistency = PgReadConsistency.ReadYourWrites, MaxReplicaLag = TimeSpan.FromSeconds(30) }
+                : new PgCacheOptions();
+            options.NearCache.Enabled = NearCache;
+            return options;
+        }
+    }
 
     public override async ValueTask InitializeAsync()
     {
@@ -31,6 +44,11 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
 
     public override async ValueTask DisposeAsync()
     {
+        foreach (var cache in _caches)
+        {
+            await cache.DisposeAsync();
+        }
+
         if (_replicas is not null)
         {
             await _replicas.DisposeAsync();
@@ -40,9 +58,17 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
         await base.DisposeAsync();
     }
 
-    protected override Task<IPgDistributedCache> CreateCacheAsync(ITenantContext tenantContext) =>
-        Task.FromResult<IPgDistributedCache>(new PgDistributedCache(
-            _schema.DataSource, _schema.Options, Options, tenantContext, Time, replicas: _replicas));
+    protected override async Task<IPgDistributedCache> CreateCacheAsync(ITenantContext tenantContext)
+    {
+        var cache = new PgDistributedCache(_schema.DataSource, _schema.Options, Options, tenantContext, Time, replicas: _replicas);
+        _caches.Add(cache);
+        if (cache.NearCache is { } near)
+        {
+            await near.WaitUntilServingAsync(CancellationToken).WaitAsync(TimeSpan.FromSeconds(20), CancellationToken);
+        }
+
+        return cache;
+    }
 
     // Through the proxy, the primary alone: these tests take the server away and expect the errors.
     protected override Task<IPgDistributedCache> CreateCacheThroughAsync(TcpProxy proxy, bool failSafe) =>
@@ -52,4 +78,11 @@ public class PostgresCacheConformanceTests(PostgresServer server) : DistributedC
             new PgCacheOptions { FailSafe = failSafe },
             new PgTenantContext("default"),
             Time));
+}
+
+// The same suite with the near cache on: every rule holds when reads are served from memory.
+[Trait("Category", "Conformance")]
+public class PostgresNearCacheConformanceTests(PostgresServer server) : PostgresCacheConformanceTests(server)
+{
+    protected override bool NearCache => true;
 }
