@@ -51,6 +51,8 @@ public sealed partial class PgNearCache : IPgCacheInvalidationSink, IAsyncDispos
     private long _lastAck = long.MinValue / 2;
     private long _epoch;
     private long _received;
+    private long _flushes;
+    private string? _lastFlush;
     private int _started;
     private int _trimming;
     private volatile bool _listening;
@@ -86,6 +88,12 @@ public sealed partial class PgNearCache : IPgCacheInvalidationSink, IAsyncDispos
 
     /// <summary>Gets how many invalidations from other instances this one has applied.</summary>
     public long InvalidationsReceived => Interlocked.Read(ref _received);
+
+    /// <summary>Gets how many times the near cache was flushed whole (listener lost or resubscribed, heartbeat late, serving resumed, cleared).</summary>
+    public long FlushCount => Interlocked.Read(ref _flushes);
+
+    /// <summary>Gets why the near cache was last flushed whole, or <see langword="null"/>.</summary>
+    public string? LastFlushReason => Volatile.Read(ref _lastFlush);
 
     /// <summary>Gets how many value bytes are in memory.</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
@@ -392,6 +400,8 @@ public sealed partial class PgNearCache : IPgCacheInvalidationSink, IAsyncDispos
     private void Flush(string cause)
     {
         RaiseFloor();
+        Interlocked.Increment(ref _flushes);
+        Volatile.Write(ref _lastFlush, cause);
         foreach (var (nearKey, entry) in _entries)
         {
             Remove(nearKey, entry, cause);

@@ -295,24 +295,22 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
     internal static string ChannelFor(string schemaName) =>
         "pgcache_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(schemaName)))[..16];
 
-    // The near cache's channel: LISTEN on one connection (the direct one behind a transaction pooler), heartbeats
-    // published through the data source.
+    // The near cache's channel: LISTEN on one connection (the direct one behind a transaction pooler), which also
+    // sends the heartbeats.
     private sealed class PostgresCacheInvalidationBus : IPgCacheInvalidationBus, IPgNotificationHandler
     {
-        private readonly PostgresCacheBackend _backend;
         private readonly IPgCacheInvalidationSink _sink;
         private readonly PgNotificationListener _listener;
 
         public PostgresCacheInvalidationBus(PostgresCacheBackend backend, string channel, IPgCacheInvalidationSink sink)
         {
-            _backend = backend;
             _sink = sink;
             _listener = new PgNotificationListener(
                 backend._dataSource,
                 backend._listenConnectionString,
                 backend._pooler,
                 channel,
-                "pgcache-near-cache",
+                "pgcache-near " + channel,
                 this,
                 TimeSpan.FromMilliseconds(250),
                 TimeSpan.FromSeconds(10),
@@ -323,16 +321,9 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
 
         public void Start() => _listener.Start();
 
-        public async ValueTask PublishAsync(string payload, CancellationToken cancellationToken)
-        {
-            var connection = await _backend._dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var connectionScope = connection.ConfigureAwait(false);
-            var command = new NpgsqlCommand(_backend._sql.Notify, connection) { CommandTimeout = _backend._commandTimeoutSeconds };
-            await using var commandScope = command.ConfigureAwait(false);
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Channel, NpgsqlDbType = NpgsqlDbType.Text });
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = payload, NpgsqlDbType = NpgsqlDbType.Text });
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        // Heartbeats go out on the listen connection itself, between its waits: a busy pool cannot make them late.
+        public async ValueTask PublishAsync(string payload, CancellationToken cancellationToken) =>
+            await _listener.NotifyOnListenConnectionAsync(payload, cancellationToken).ConfigureAwait(false);
 
         public ValueTask DisposeAsync() => _listener.DisposeAsync();
 

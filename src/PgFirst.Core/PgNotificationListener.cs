@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace PgFirst.Core;
 
@@ -39,6 +41,7 @@ public sealed class PgNotificationListener : IAsyncDisposable
     private readonly TimeSpan _reconnectDelay;
     private readonly TimeSpan _maxReconnectDelay;
     private readonly object _gate = new();
+    private readonly ConcurrentQueue<(string Payload, TaskCompletionSource Sent)> _outbox = new();
     private CancellationTokenSource? _stopping;
     private Task? _running;
     private int _processId;
@@ -97,6 +100,31 @@ public sealed class PgNotificationListener : IAsyncDisposable
 
     /// <summary>Gets the backend pid of the listen connection, or 0 while not listening.</summary>
     public int ProcessId => Volatile.Read(ref _processId);
+
+    /// <summary>Gets or sets how often the listen connection stops waiting to send what <see cref="NotifyOnListenConnectionAsync"/> queued.</summary>
+    /// <value>The default is 50 milliseconds.</value>
+    public TimeSpan SendInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// Sends a notification on this channel from the listen connection itself, between two waits: it does not wait
+    /// for a connection of the app's pool, so it measures the listener alone (a heartbeat that proves the listener is
+    /// current). Every notification committed before it arrives before it.
+    /// </summary>
+    /// <param name="payload">The payload (at most 7,999 bytes).</param>
+    /// <param name="cancellationToken">The cancellation token.</param>
+    /// <returns>A task that completes when the server has committed it.</returns>
+    /// <exception cref="InvalidOperationException">The listener is not listening.</exception>
+    public Task NotifyOnListenConnectionAsync(string payload, CancellationToken cancellationToken = default)
+    {
+        if (ProcessId == 0)
+        {
+            throw new InvalidOperationException("The listener is not listening.");
+        }
+
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _outbox.Enqueue((payload, sent));
+        return sent.Task.WaitAsync(cancellationToken);
+    }
 
     /// <summary>Starts listening in the background; a second call does nothing.</summary>
     public void Start()
@@ -173,7 +201,8 @@ public sealed class PgNotificationListener : IAsyncDisposable
                     connectedBefore = true;
                     while (true)
                     {
-                        await connection.WaitAsync(stopping).ConfigureAwait(false);
+                        await SendQueuedAsync(connection, stopping).ConfigureAwait(false);
+                        await connection.WaitAsync(SendInterval, stopping).ConfigureAwait(false);
                     }
                 }
             }
@@ -184,6 +213,7 @@ public sealed class PgNotificationListener : IAsyncDisposable
             catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException)
             {
                 Volatile.Write(ref _processId, 0);
+                FailQueued(ex);
                 _handler.OnLost(ex, delay);
                 try
                 {
@@ -199,6 +229,39 @@ public sealed class PgNotificationListener : IAsyncDisposable
         }
 
         Volatile.Write(ref _processId, 0);
+        FailQueued(new OperationCanceledException("The listener stopped."));
+    }
+
+    private async Task SendQueuedAsync(NpgsqlConnection connection, CancellationToken stopping)
+    {
+        while (_outbox.TryDequeue(out var item))
+        {
+            try
+            {
+                var command = new NpgsqlCommand("SELECT pg_notify($1, $2)", connection);
+                await using (command.ConfigureAwait(false))
+                {
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel, NpgsqlDbType = NpgsqlDbType.Text });
+                    command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = item.Payload, NpgsqlDbType = NpgsqlDbType.Text });
+                    await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                }
+
+                item.Sent.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                item.Sent.TrySetException(ex);
+                throw;
+            }
+        }
+    }
+
+    private void FailQueued(Exception exception)
+    {
+        while (_outbox.TryDequeue(out var item))
+        {
+            item.Sent.TrySetException(exception);
+        }
     }
 
     private void OnNotification(object sender, NpgsqlNotificationEventArgs e)

@@ -6,7 +6,8 @@ using PgFirst.Testing;
 namespace PgCache.Tests;
 
 // The near cache on PostgreSQL: invalidations by NOTIFY in the write's own transaction, one LISTEN connection per
-// instance (the direct one behind a transaction pooler), each instance on its own data source.
+// instance (the direct one behind a transaction pooler), each instance on its own data source. Run behind the pooler too.
+[Trait("Category", "Pooler")]
 public class PostgresNearCacheTests(PostgresServer server) : NearCacheConformanceTests
 {
     private readonly PostgresSchema _schema = new(server);
@@ -23,14 +24,19 @@ public class PostgresNearCacheTests(PostgresServer server) : NearCacheConformanc
         await _schema.DisposeAsync();
     }
 
-    protected override IPgCacheBackend CreateBackend(PgCacheOptions options) =>
-        new PostgresCacheBackend(_schema.Track(server.CreateDataSource()), _schema.Options, options);
+    // A dedicated listen connection (as behind a pooler), so the test can find it by its application_name.
+    protected override IPgCacheBackend CreateBackend(PgCacheOptions options)
+    {
+        var first = _schema.Options;
+        first.ListenConnectionString ??= server.DirectConnectionString;
+        return new PostgresCacheBackend(_schema.Track(server.CreateDataSource()), first, options);
+    }
 
     protected override async Task KillListenerAsync(PgDistributedCache instance)
     {
         await using var command = _schema.DataSource.CreateCommand(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"LISTEN {PgSqlIdentifier.Quote(instance.NearCache!.Channel)}" });
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "pgcache-near " + instance.NearCache!.Channel });
         var killed = (long)(await command.ExecuteScalarAsync(CancellationToken))!;
 
         // Every instance of the class listens on the schema's one channel: the test kills them all, which the rule

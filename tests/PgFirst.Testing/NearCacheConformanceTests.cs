@@ -6,6 +6,8 @@ using PgCache;
 using PgFirst.Core;
 using Xunit;
 
+#pragma warning disable CA1861 // Scenario data inline, for reading.
+
 namespace PgFirst.Testing;
 
 /// <summary>
@@ -64,10 +66,11 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
         return instance;
     }
 
-    protected static string Describe(PgDistributedCache instance, params string[] keys)
+    protected static string Describe(IPgDistributedCache cache, params string[] keys)
     {
+        var instance = (PgDistributedCache)cache;
         var near = instance.NearCache!;
-        return $"count {near.Count}, serving {near.IsServing}, listening {near.IsListening}, heartbeat age {near.HeartbeatAge}, received {near.InvalidationsReceived}, held: "
+        return $"count {near.Count}, serving {near.IsServing}, listening {near.IsListening}, heartbeat age {near.HeartbeatAge}, received {near.InvalidationsReceived}, flushes {near.FlushCount} (last: {near.LastFlushReason}), held: "
             + string.Join(", ", keys.Where(k => near.Contains(instance.TenantId, k)));
     }
 
@@ -84,6 +87,29 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
             await Task.Delay(10, CancellationToken);
         }
     }
+
+    // A whole flush (the listener lost, or its heartbeat late on a loaded machine) is always allowed: it only sends
+    // reads to the store. A scenario that asserts a copy was kept runs again when a flush took it, at most twice.
+    protected async Task UnlessFlushedAsync(Func<Task> scenario)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var before = _instances.Sum(i => i.NearCache!.FlushCount);
+            var started = _instances.Count;
+            try
+            {
+                await scenario();
+                return;
+            }
+            catch (Xunit.Sdk.XunitException) when (attempt < 3 && Flushed(before, started))
+            {
+            }
+        }
+    }
+
+    private bool Flushed(long before, int started) =>
+        _instances.Take(started).Sum(i => i.NearCache!.FlushCount) != before
+        || _instances.Skip(started).Any(i => i.NearCache!.FlushCount > 1);
 
     // A read that raced an invalidation (here: of the write that created the entry, still on its way) does not fill
     // the near cache, by design; read until a copy is held.
@@ -109,17 +135,20 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
     [Fact]
     public async Task NearHit_IsServedFromMemory_WithoutTheStore()
     {
-        var a = await StartAsync();
-        var b = await StartAsync();
-        await a.SetAsync("k", V(1), Minutes(10), CancellationToken);
-        Assert.Equal(V(1), await WarmAsync(b, "k"));
+        await UnlessFlushedAsync(async () =>
+        {
+            var a = await StartAsync();
+            var b = await StartAsync();
+            await a.SetAsync("k", V(1), Minutes(10), CancellationToken);
+            Assert.Equal(V(1), await WarmAsync(b, "k"));
 
-        await DeleteBehindTheCacheAsync("default", "k");
+            await DeleteBehindTheCacheAsync("default", "k");
 
-        Assert.Equal(V(1), await b.GetAsync("k", CancellationToken));
-        Assert.Equal(V(1), b.Get("k"));
-        Assert.Equal(1, b.NearCache!.Count);
-        Assert.Null(await a.ForTenant("other").GetAsync("k", CancellationToken));
+            Assert.Equal(V(1), await b.GetAsync("k", CancellationToken));
+            Assert.Equal(V(1), b.Get("k"));
+            Assert.Equal(1, b.NearCache!.Count);
+            Assert.Null(await a.ForTenant("other").GetAsync("k", CancellationToken));
+        });
     }
 
     [Fact]
@@ -161,115 +190,130 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
     [Fact]
     public async Task RemoveAndRemoveMany_EvictTheCopiesOnEveryInstance()
     {
-        var a = await StartAsync();
-        var b = await StartAsync();
-        foreach (var key in new[] { "r1", "r2", "r3", "keep" })
+        await UnlessFlushedAsync(async () =>
         {
-            await a.SetAsync(key, V(1), Minutes(10), CancellationToken);
-            Assert.NotNull(await WarmAsync(b, key));
-        }
+            var a = await StartAsync();
+            var b = await StartAsync();
+            foreach (var key in new[] { "r1", "r2", "r3", "keep" })
+            {
+                await a.SetAsync(key, V(1), Minutes(10), CancellationToken);
+                Assert.NotNull(await WarmAsync(b, key));
+            }
 
-        await a.RemoveAsync("r1", CancellationToken);
-        Assert.Equal(2, await a.RemoveManyAsync(["r2", "r3"], CancellationToken));
+            await a.RemoveAsync("r1", CancellationToken);
+            Assert.Equal(2, await a.RemoveManyAsync(["r2", "r3"], CancellationToken));
 
-        await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "only 'keep' left in memory", describe: () => Describe(b, "r1", "r2", "r3", "keep"));
-        foreach (var key in new[] { "r1", "r2", "r3" })
-        {
-            Assert.Null(await b.GetAsync(key, CancellationToken));
-        }
+            await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "only 'keep' left in memory", describe: () => Describe(b, "r1", "r2", "r3", "keep"));
+            foreach (var key in new[] { "r1", "r2", "r3" })
+            {
+                Assert.Null(await b.GetAsync(key, CancellationToken));
+            }
 
-        await DeleteBehindTheCacheAsync("default", "keep");
-        Assert.Equal(V(1), await b.GetAsync("keep", CancellationToken));
+            await DeleteBehindTheCacheAsync("default", "keep");
+            Assert.Equal(V(1), await b.GetAsync("keep", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task RemoveByTag_EvictsExactlyTheTaggedCopies_OnEveryInstance()
     {
-        var a = await StartAsync();
-        var b = await StartAsync();
-        await a.SetAsync("t1", V(1), Minutes(10, "red"), CancellationToken);
-        await a.SetAsync("t2", V(2), Minutes(10, "red", "blue"), CancellationToken);
-        await a.SetAsync("u", V(3), Minutes(10, "blue"), CancellationToken);
-        await a.ForTenant("other").SetAsync("t1", V(4), Minutes(10, "red"), CancellationToken);
-        foreach (var key in new[] { "t1", "t2", "u" })
+        await UnlessFlushedAsync(async () =>
         {
-            Assert.NotNull(await WarmAsync(b, key));
-        }
+            var a = await StartAsync();
+            var b = await StartAsync();
+            await a.SetAsync("t1", V(1), Minutes(10, "red"), CancellationToken);
+            await a.SetAsync("t2", V(2), Minutes(10, "red", "blue"), CancellationToken);
+            await a.SetAsync("u", V(3), Minutes(10, "blue"), CancellationToken);
+            await a.ForTenant("other").SetAsync("t1", V(4), Minutes(10, "red"), CancellationToken);
+            foreach (var key in new[] { "t1", "t2", "u" })
+            {
+                Assert.NotNull(await WarmAsync(b, key));
+            }
 
-        Assert.NotNull(await WarmAsync(b.ForTenant("other"), "t1"));
+            Assert.NotNull(await WarmAsync(b.ForTenant("other"), "t1"));
 
-        Assert.Equal(2, await a.RemoveByTagAsync("red", CancellationToken));
+            Assert.Equal(2, await a.RemoveByTagAsync("red", CancellationToken));
 
-        await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 2), "the two untagged-red copies left in memory");
-        Assert.Null(await b.GetAsync("t1", CancellationToken));
-        Assert.Null(await b.GetAsync("t2", CancellationToken));
-        await DeleteBehindTheCacheAsync("default", "u");
-        await DeleteBehindTheCacheAsync("other", "t1");
-        Assert.Equal(V(3), await b.GetAsync("u", CancellationToken));
-        Assert.Equal(V(4), await b.ForTenant("other").GetAsync("t1", CancellationToken));
+            await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 2), "the two untagged-red copies left in memory", describe: () => Describe(b, "t1", "t2", "u"));
+            Assert.Null(await b.GetAsync("t1", CancellationToken));
+            Assert.Null(await b.GetAsync("t2", CancellationToken));
+            await DeleteBehindTheCacheAsync("default", "u");
+            await DeleteBehindTheCacheAsync("other", "t1");
+            Assert.Equal(V(3), await b.GetAsync("u", CancellationToken));
+            Assert.Equal(V(4), await b.ForTenant("other").GetAsync("t1", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task RemoveTenant_EvictsThatTenantsCopiesOnly_OnEveryInstance()
     {
-        var a = await StartAsync();
-        var b = await StartAsync();
-        await a.ForTenant("gone").SetAsync("k1", V(1), Minutes(10), CancellationToken);
-        await a.ForTenant("gone").SetAsync("k2", V(2), Minutes(10), CancellationToken);
-        await a.ForTenant("stays").SetAsync("k1", V(3), Minutes(10), CancellationToken);
-        Assert.NotNull(await WarmAsync(b.ForTenant("gone"), "k1"));
-        Assert.NotNull(await WarmAsync(b.ForTenant("gone"), "k2"));
-        Assert.NotNull(await WarmAsync(b.ForTenant("stays"), "k1"));
+        await UnlessFlushedAsync(async () =>
+        {
+            var a = await StartAsync();
+            var b = await StartAsync();
+            await a.ForTenant("gone").SetAsync("k1", V(1), Minutes(10), CancellationToken);
+            await a.ForTenant("gone").SetAsync("k2", V(2), Minutes(10), CancellationToken);
+            await a.ForTenant("stays").SetAsync("k1", V(3), Minutes(10), CancellationToken);
+            Assert.NotNull(await WarmAsync(b.ForTenant("gone"), "k1"));
+            Assert.NotNull(await WarmAsync(b.ForTenant("gone"), "k2"));
+            Assert.NotNull(await WarmAsync(b.ForTenant("stays"), "k1"));
 
-        Assert.Equal(2, await a.ForTenant("gone").RemoveTenantAsync(CancellationToken));
+            Assert.Equal(2, await a.ForTenant("gone").RemoveTenantAsync(CancellationToken));
 
-        await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "only the other tenant's copy left");
-        Assert.Null(await b.ForTenant("gone").GetAsync("k1", CancellationToken));
-        await DeleteBehindTheCacheAsync("stays", "k1");
-        Assert.Equal(V(3), await b.ForTenant("stays").GetAsync("k1", CancellationToken));
+            await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "only the other tenant's copy left", describe: () => Describe(b.ForTenant("gone"), "k1", "k2") + " / " + Describe(b.ForTenant("stays"), "k1"));
+            Assert.Null(await b.ForTenant("gone").GetAsync("k1", CancellationToken));
+            await DeleteBehindTheCacheAsync("stays", "k1");
+            Assert.Equal(V(3), await b.ForTenant("stays").GetAsync("k1", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task SetMany_EvictsExactlyTheBatchsKeys_AndGetManyServesNearHits()
     {
-        var a = await StartAsync();
-        var b = await StartAsync();
-        await a.SetManyAsync([new("m1", V(1)), new("m2", V(1)), new("m3", V(1))], Minutes(10), CancellationToken);
-        foreach (var key in new[] { "m1", "m2", "m3" })
+        await UnlessFlushedAsync(async () =>
         {
-            Assert.NotNull(await WarmAsync(b, key));
-        }
+            var a = await StartAsync();
+            var b = await StartAsync();
+            await a.SetManyAsync([new("m1", V(1)), new("m2", V(1)), new("m3", V(1))], Minutes(10), CancellationToken);
+            foreach (var key in new[] { "m1", "m2", "m3" })
+            {
+                Assert.NotNull(await WarmAsync(b, key));
+            }
 
-        await a.SetManyAsync([new("m1", V(2)), new("m2", V(2))], Minutes(10), CancellationToken);
+            await a.SetManyAsync([new("m1", V(2)), new("m2", V(2))], Minutes(10), CancellationToken);
 
-        await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "m1 and m2 evicted");
-        await DeleteBehindTheCacheAsync("default", "m3");
-        var many = await b.GetManyAsync(["m1", "m2", "m3", "none"], CancellationToken);
-        Assert.Equal(3, many.Count);
-        Assert.Equal(V(2), many["m1"]);
-        Assert.Equal(V(2), many["m2"]);
-        Assert.Equal(V(1), many["m3"]);
+            await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "m1 and m2 evicted", describe: () => Describe(b, "m1", "m2", "m3"));
+            await DeleteBehindTheCacheAsync("default", "m3");
+            var many = await b.GetManyAsync(["m1", "m2", "m3", "none"], CancellationToken);
+            Assert.Equal(3, many.Count);
+            Assert.Equal(V(2), many["m1"]);
+            Assert.Equal(V(2), many["m2"]);
+            Assert.Equal(V(1), many["m3"]);
+        });
     }
 
     [Fact]
     public async Task AnInvalidationTooBigForOneMessage_FlushesTheTenant_OnOtherInstances()
     {
-        var a = await StartAsync();
-        var b = await StartAsync();
-        var longKey = new string('x', 7_000) + "é";
-        await a.SetAsync(longKey, V(1), Minutes(10), CancellationToken);
-        await a.SetAsync("small", V(1), Minutes(10), CancellationToken);
-        await a.ForTenant("other").SetAsync("small", V(1), Minutes(10), CancellationToken);
-        Assert.NotNull(await WarmAsync(b, longKey));
-        Assert.NotNull(await WarmAsync(b, "small"));
-        Assert.NotNull(await WarmAsync(b.ForTenant("other"), "small"));
+        await UnlessFlushedAsync(async () =>
+        {
+            var a = await StartAsync();
+            var b = await StartAsync();
+            var longKey = new string('x', 7_000) + "é";
+            await a.SetAsync(longKey, V(1), Minutes(10), CancellationToken);
+            await a.SetAsync("small", V(1), Minutes(10), CancellationToken);
+            await a.ForTenant("other").SetAsync("small", V(1), Minutes(10), CancellationToken);
+            Assert.NotNull(await WarmAsync(b, longKey));
+            Assert.NotNull(await WarmAsync(b, "small"));
+            Assert.NotNull(await WarmAsync(b.ForTenant("other"), "small"));
 
-        // Two keys of 7,000 characters cannot be named in one NOTIFY payload: the tenant is flushed instead.
-        await a.RemoveManyAsync([longKey, longKey + "2"], CancellationToken);
+            // Two keys of 7,000 characters cannot be named in one NOTIFY payload: the tenant is flushed instead.
+            await a.RemoveManyAsync([longKey, longKey + "2"], CancellationToken);
 
-        await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "the tenant's copies flushed, the other tenant's kept");
-        Assert.Null(await b.GetAsync(longKey, CancellationToken));
-        Assert.Equal(V(1), await b.GetAsync("small", CancellationToken));
+            await EventuallyAsync(() => Task.FromResult(b.NearCache!.Count == 1), "the tenant's copies flushed, the other tenant's kept", describe: () => Describe(b, "small"));
+            Assert.Null(await b.GetAsync(longKey, CancellationToken));
+            Assert.Equal(V(1), await b.GetAsync("small", CancellationToken));
+        });
     }
 
     [Fact]
@@ -409,118 +453,133 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
     [Fact]
     public async Task SlidingEntry_NearHitsExtendItInTheStore_AtMostOncePerRefreshStep()
     {
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 12, 0, 0, TimeSpan.Zero));
-        var a = await StartAsync(time: time);
-        var b = await StartAsync(time: time);
-        await a.SetAsync("s", V(1), new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(10) }, CancellationToken);
-        var written = await StoreExpiryAsync("default", "s");
-        Assert.Equal(V(1), await WarmAsync(b, "s"));
-
-        // Within the step (min(1 minute, sliding / 10)): near hits, and the store is not written.
-        time.Advance(TimeSpan.FromSeconds(30));
-        for (var i = 0; i < 20; i++)
+        await UnlessFlushedAsync(async () =>
         {
+            var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 12, 0, 0, TimeSpan.Zero));
+            var a = await StartAsync(time: time);
+            var b = await StartAsync(time: time);
+            await a.SetAsync("s", V(1), new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(10) }, CancellationToken);
+            var written = await StoreExpiryAsync("default", "s");
+            Assert.Equal(V(1), await WarmAsync(b, "s"));
+
+            // Within the step (min(1 minute, sliding / 10)): near hits, and the store is not written.
+            time.Advance(TimeSpan.FromSeconds(30));
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.Equal(V(1), await b.GetAsync("s", CancellationToken));
+            }
+
+            Assert.Equal(written, await StoreExpiryAsync("default", "s"));
+
+            // Past the step: one read goes to the store, which slides the entry; the hits after it are near again.
+            time.Advance(TimeSpan.FromSeconds(40));
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.Equal(V(1), await b.GetAsync("s", CancellationToken));
+            }
+
+            var slid = await StoreExpiryAsync("default", "s");
+            Assert.Equal(time.GetUtcNow() + TimeSpan.FromMinutes(10), slid!.Value, TimeSpan.FromMilliseconds(2));
+            await DeleteBehindTheCacheAsync("default", "s");
             Assert.Equal(V(1), await b.GetAsync("s", CancellationToken));
-        }
 
-        Assert.Equal(written, await StoreExpiryAsync("default", "s"));
-
-        // Past the step: one read goes to the store, which slides the entry; the hits after it are near again.
-        time.Advance(TimeSpan.FromSeconds(40));
-        for (var i = 0; i < 20; i++)
-        {
-            Assert.Equal(V(1), await b.GetAsync("s", CancellationToken));
-        }
-
-        var slid = await StoreExpiryAsync("default", "s");
-        Assert.Equal(time.GetUtcNow() + TimeSpan.FromMinutes(10), slid!.Value, TimeSpan.FromMilliseconds(2));
-        await DeleteBehindTheCacheAsync("default", "s");
-        Assert.Equal(V(1), await b.GetAsync("s", CancellationToken));
-
-        // The copy never outlives the store's expiry as this instance knows it.
-        time.Advance(TimeSpan.FromMinutes(11));
-        Assert.Null(await b.GetAsync("s", CancellationToken));
+            // The copy never outlives the store's expiry as this instance knows it.
+            time.Advance(TimeSpan.FromMinutes(11));
+            Assert.Null(await b.GetAsync("s", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task AbsoluteExpiry_TheCopyExpiresWithTheEntry()
     {
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 12, 0, 0, TimeSpan.Zero));
-        var a = await StartAsync(time: time);
-        await a.SetAsync("e", V(1), new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(2) }, CancellationToken);
-        Assert.Equal(V(1), await WarmAsync(a, "e"));
+        await UnlessFlushedAsync(async () =>
+        {
+            var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 12, 0, 0, TimeSpan.Zero));
+            var a = await StartAsync(time: time);
+            await a.SetAsync("e", V(1), new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(2) }, CancellationToken);
+            Assert.Equal(V(1), await WarmAsync(a, "e"));
 
-        time.Advance(TimeSpan.FromMinutes(2));
+            time.Advance(TimeSpan.FromMinutes(2));
 
-        Assert.Null(await a.GetAsync("e", CancellationToken));
+            Assert.Null(await a.GetAsync("e", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task MaxLocalLifetime_ACopyIsReadAgainFromTheStoreAfterIt()
     {
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 12, 0, 0, TimeSpan.Zero));
-        var a = await StartAsync(o => o.NearCache.MaxLocalLifetime = TimeSpan.FromMinutes(1), time);
-        await a.SetAsync("l", V(1), Minutes(60), CancellationToken);
-        Assert.Equal(V(1), await WarmAsync(a, "l"));
-        await DeleteBehindTheCacheAsync("default", "l");
-        Assert.Equal(V(1), await a.GetAsync("l", CancellationToken));
+        await UnlessFlushedAsync(async () =>
+        {
+            var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 12, 0, 0, TimeSpan.Zero));
+            var a = await StartAsync(o => o.NearCache.MaxLocalLifetime = TimeSpan.FromMinutes(1), time);
+            await a.SetAsync("l", V(1), Minutes(60), CancellationToken);
+            Assert.Equal(V(1), await WarmAsync(a, "l"));
+            await DeleteBehindTheCacheAsync("default", "l");
+            Assert.Equal(V(1), await a.GetAsync("l", CancellationToken));
 
-        time.Advance(TimeSpan.FromSeconds(61));
+            time.Advance(TimeSpan.FromSeconds(61));
 
-        Assert.Null(await a.GetAsync("l", CancellationToken));
+            Assert.Null(await a.GetAsync("l", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task Capacity_TheNearCacheStaysWithinItsEntryAndByteLimits()
     {
-        var a = await StartAsync(o =>
+        await UnlessFlushedAsync(async () =>
         {
-            o.NearCache.MaxEntries = 10;
-            o.NearCache.MaxBytes = 4096;
-            o.NearCache.MaxValueBytes = 1024;
-        });
-        for (var i = 0; i < 40; i++)
-        {
-            await a.SetAsync("cap" + i, new byte[300], Minutes(10), CancellationToken);
-            Assert.NotNull(await a.GetAsync("cap" + i, CancellationToken));
-            Assert.InRange(a.NearCache!.Count, 0, 10);
-            Assert.InRange(a.NearCache.Bytes, 0, 4096);
-        }
+            var a = await StartAsync(o =>
+            {
+                o.NearCache.MaxEntries = 10;
+                o.NearCache.MaxBytes = 4096;
+                o.NearCache.MaxValueBytes = 1024;
+            });
+            for (var i = 0; i < 40; i++)
+            {
+                await a.SetAsync("cap" + i, new byte[300], Minutes(10), CancellationToken);
+                Assert.NotNull(await a.GetAsync("cap" + i, CancellationToken));
+                Assert.InRange(a.NearCache!.Count, 0, 10);
+                Assert.InRange(a.NearCache.Bytes, 0, 4096);
+            }
 
-        Assert.True(a.NearCache!.Count > 0);
-        await a.SetAsync("big", new byte[2000], Minutes(10), CancellationToken);
-        Assert.Equal(2000, (await a.GetAsync("big", CancellationToken))!.Length);
-        await DeleteBehindTheCacheAsync("default", "big");
-        Assert.Null(await a.GetAsync("big", CancellationToken));
+            Assert.True(a.NearCache!.Count > 0);
+            await a.SetAsync("big", new byte[2000], Minutes(10), CancellationToken);
+            Assert.Equal(2000, (await a.GetAsync("big", CancellationToken))!.Length);
+            await DeleteBehindTheCacheAsync("default", "big");
+            Assert.Null(await a.GetAsync("big", CancellationToken));
+        });
     }
 
     [Fact]
     public async Task NearHit_AllocatesNothingBeyondTheValue()
     {
-        var a = await StartAsync();
-        var value = new byte[1024];
-        await a.SetAsync("alloc", value, Minutes(10), CancellationToken);
-        Assert.NotNull(await WarmAsync(a, "alloc"));
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
-        for (var i = 0; i < 10; i++)
+        await UnlessFlushedAsync(async () =>
         {
+            var a = await StartAsync();
+            var value = new byte[1024];
+            await a.SetAsync("alloc", value, Minutes(10), CancellationToken);
+            Assert.NotNull(await WarmAsync(a, "alloc"));
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
+            for (var i = 0; i < 10; i++)
+            {
+                buffer.ResetWrittenCount();
+                Assert.True(a.TryGet("alloc", buffer));
+                Assert.NotNull(a.Get("alloc"));
+            }
+
             buffer.ResetWrittenCount();
-            Assert.True(a.TryGet("alloc", buffer));
-            Assert.NotNull(a.Get("alloc"));
-        }
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var hit = a.TryGet("alloc", buffer);
+            var intoBuffer = GC.GetAllocatedBytesForCurrentThread() - before;
+            before = GC.GetAllocatedBytesForCurrentThread();
+            var copy = a.Get("alloc");
+            var asArray = GC.GetAllocatedBytesForCurrentThread() - before;
 
-        buffer.ResetWrittenCount();
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        var hit = a.TryGet("alloc", buffer);
-        var intoBuffer = GC.GetAllocatedBytesForCurrentThread() - before;
-        before = GC.GetAllocatedBytesForCurrentThread();
-        var copy = a.Get("alloc");
-        var asArray = GC.GetAllocatedBytesForCurrentThread() - before;
-
-        Assert.True(hit);
-        Assert.Equal(1024, buffer.WrittenCount);
-        Assert.Equal(0, intoBuffer);
-        Assert.Equal(1024, copy!.Length);
-        Assert.InRange(asArray, 1024, 1024 + 32);
+            Assert.True(hit);
+            Assert.Equal(1024, buffer.WrittenCount);
+            Assert.Equal(0, intoBuffer);
+            Assert.Equal(1024, copy!.Length);
+            Assert.InRange(asArray, 1024, 1024 + 32);
+        });
     }
 }
