@@ -206,6 +206,7 @@ internal static partial class LoadRunner
         Load("cache get-many 100 × 1 KiB: raw prepared = ANY($1)", () => Step.RawCacheGetManyAsync()),
         Load("cache get-many 100 × 1 KiB: PgCache", () => Step.CacheGetManyAsync(redis: false)),
         Load("cache get-many 100 × 1 KiB: Redis twin", () => Step.CacheGetManyAsync(redis: true)),
+        .. NearCacheScenarios(),
         Load("rate limit, 1,000 partitions: raw prepared call", () => Step.RawRateLimitAsync()),
         Load("rate limit, 1,000 partitions: store only", () => Step.RateLimitStoreAsync()),
         Load("rate limit, 1,000 partitions: PgRateLimit", () => Step.RateLimitAsync(redis: false)),
@@ -254,6 +255,7 @@ internal static partial class LoadRunner
     [
         new("cache get ≥ 85 % of a raw prepared SELECT", "cache get 1 KiB", "PgCache", "raw prepared SELECT", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("cache set ≥ 85 % of a raw prepared upsert", "cache set 1 KiB", "PgCache", "raw prepared upsert", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
+        .. NearCacheTargets,
         new("cache get-many(100) ≥ 85 % of a raw = ANY($1) read", "cache get-many 100 × 1 KiB", "PgCache", "raw prepared = ANY($1)", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("rate-limit decision ≥ 85 % of the raw prepared upsert call", "rate limit, 1,000 partitions", "PgRateLimit", "raw prepared call", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("session read-only request ≤ 1.3 × a raw prepared single-row SELECT", "session read-only request", "PgSessions", "raw prepared SELECT", [1, 8], 1.3, TargetKind.CostAtMost),

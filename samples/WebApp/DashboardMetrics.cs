@@ -12,9 +12,11 @@ public sealed record DashboardPoint(
     double AcceptedPerSecond,
     double RejectedPerSecond,
     double JobsPerSecond,
-    double? JobWaitP50Ms);
+    double? JobWaitP50Ms,
+    double? NearHitRatio,
+    double? InvalidationLagP50Ms);
 
-public sealed record DashboardTotals(long CacheHits, long CacheMisses, long CacheOperations, long SessionLoads, long SessionCommits, long Accepted, long Rejected, long JobsSucceeded, long JobsFailed);
+public sealed record DashboardTotals(long CacheHits, long CacheMisses, long CacheOperations, long SessionLoads, long SessionCommits, long Accepted, long Rejected, long JobsSucceeded, long JobsFailed, long CacheNearHits);
 
 // Listens to this instance's own PgFirst meters (the providers' metrics, the same ones an OpenTelemetry exporter sees)
 // and keeps one point per second for the last two minutes. Meters are matched by the app's IMeterFactory, so two apps
@@ -25,10 +27,11 @@ public sealed class DashboardMetrics : BackgroundService
 
     private readonly MeterListener _listener = new();
     private readonly ConcurrentQueue<double> _waits = new();
+    private readonly ConcurrentQueue<double> _lags = new();
     private readonly Queue<DashboardPoint> _points = new();
     private readonly Lock _sync = new();
     private readonly TimeProvider _time;
-    private long _cacheHits, _cacheMisses, _cacheOps, _sessionLoads, _sessionCommits, _accepted, _rejected, _succeeded, _failed;
+    private long _cacheHits, _cacheNearHits, _cacheMisses, _cacheOps, _sessionLoads, _sessionCommits, _accepted, _rejected, _succeeded, _failed;
     private DashboardTotals _last;
 
     public DashboardMetrics(IMeterFactory meterFactory, TimeProvider time)
@@ -39,7 +42,7 @@ public sealed class DashboardMetrics : BackgroundService
         _listener.InstrumentPublished = (instrument, listener) =>
         {
             if (ReferenceEquals(instrument.Meter.Scope, meterFactory) && meters.Contains(instrument.Meter.Name, StringComparer.Ordinal)
-                && instrument.Name is "pgcache.operations" or "pgsessions.loads" or "pgsessions.commits" or "pgratelimit.decisions" or "pgqueue.jobs.finished" or "pgqueue.job.wait")
+                && instrument.Name is "pgcache.operations" or "pgcache.near.invalidation.lag" or "pgsessions.loads" or "pgsessions.commits" or "pgratelimit.decisions" or "pgqueue.jobs.finished" or "pgqueue.job.wait")
             {
                 listener.EnableMeasurementEvents(instrument);
             }
@@ -53,7 +56,8 @@ public sealed class DashboardMetrics : BackgroundService
         Interlocked.Read(ref _cacheHits), Interlocked.Read(ref _cacheMisses), Interlocked.Read(ref _cacheOps),
         Interlocked.Read(ref _sessionLoads), Interlocked.Read(ref _sessionCommits),
         Interlocked.Read(ref _accepted), Interlocked.Read(ref _rejected),
-        Interlocked.Read(ref _succeeded), Interlocked.Read(ref _failed));
+        Interlocked.Read(ref _succeeded), Interlocked.Read(ref _failed),
+        Interlocked.Read(ref _cacheNearHits));
 
     public IReadOnlyList<DashboardPoint> Series()
     {
@@ -93,6 +97,13 @@ public sealed class DashboardMetrics : BackgroundService
         }
 
         waits.Sort();
+        var lags = new List<double>();
+        while (_lags.TryDequeue(out var lag))
+        {
+            lags.Add(lag);
+        }
+
+        lags.Sort();
         var gets = totals.CacheHits + totals.CacheMisses - last.CacheHits - last.CacheMisses;
         var point = new DashboardPoint(
             _time.GetUtcNow(),
@@ -102,7 +113,9 @@ public sealed class DashboardMetrics : BackgroundService
             Rate(totals.Accepted - last.Accepted, seconds),
             Rate(totals.Rejected - last.Rejected, seconds),
             Rate(totals.JobsSucceeded - last.JobsSucceeded, seconds),
-            waits.Count > 0 ? Math.Round(waits[waits.Count / 2] * 1000, 2) : null);
+            waits.Count > 0 ? Math.Round(waits[waits.Count / 2] * 1000, 2) : null,
+            gets > 0 ? (double)(totals.CacheNearHits - last.CacheNearHits) / gets : null,
+            lags.Count > 0 ? Math.Round(lags[lags.Count / 2] * 1000, 2) : null);
         lock (_sync)
         {
             _points.Enqueue(point);
@@ -141,6 +154,10 @@ public sealed class DashboardMetrics : BackgroundService
                     {
                         case "hit":
                             Interlocked.Add(ref _cacheHits, value);
+                            break;
+                        case "near_hit":
+                            Interlocked.Add(ref _cacheHits, value);
+                            Interlocked.Add(ref _cacheNearHits, value);
                             break;
                         case "miss" or "failsafe_miss":
                             Interlocked.Add(ref _cacheMisses, value);
@@ -186,6 +203,10 @@ public sealed class DashboardMetrics : BackgroundService
         if (instrument.Name == "pgqueue.job.wait" && _waits.Count < 100_000)
         {
             _waits.Enqueue(value);
+        }
+        else if (instrument.Name == "pgcache.near.invalidation.lag" && _lags.Count < 100_000)
+        {
+            _lags.Enqueue(value);
         }
     }
 }

@@ -192,11 +192,14 @@ public static class Pages
             <p class="note">Live from this instance's PgFirst meters (<code>pgcache.*</code>, <code>pgsessions.*</code>,
             <code>pgratelimit.*</code>, <code>pgqueue.*</code>) and from the stores themselves (queue depth, dead jobs, sessions,
             orders). Refreshed every second; updated <span id="updated-at">never</span>. Meter figures are this instance's;
-            the hit ratio counts get calls (a multi-get that finds any of its keys is a hit); enqueue→start is measured
+            the hit ratio counts get calls (a multi-get that finds any of its keys is a hit), near-cache hits included, which
+            cost no round trip (<code>PgCache:NearCache</code>); invalidation p50 is from another instance's write to this
+            instance dropping its copy; enqueue→start is measured
             from when a job became available (for a retried or requeued job, from its retry or requeue).</p>
             <section class="grid tiles">
               <article><h2>Cache <small id="backend-cache">{options.GetBackend(PgFirstModule.Cache)}</small></h2>
                 <p><span class="figure" id="cache-hit-ratio">–</span> of get calls hit</p><p><span class="figure" id="cache-ops">–</span> operations/s</p>
+                <p><span class="figure" id="cache-near-ratio">–</span> served from the near cache, invalidation p50 <span class="figure" id="cache-invalidation-lag">–</span></p>
                 <svg class="chart" id="chart-cache-ops" viewBox="0 0 240 60" preserveAspectRatio="none"></svg>
                 <svg class="chart" id="chart-cache-hits" viewBox="0 0 240 60" preserveAspectRatio="none"></svg></article>
               <article><h2>Sessions <small id="backend-sessions">{options.GetBackend(PgFirstModule.Sessions)}</small></h2>

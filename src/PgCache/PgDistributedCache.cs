@@ -470,7 +470,10 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
         var now = _shared.Time.GetUtcNow();
         var expiry = CacheExpiry.Compute(options, now);
         var tenant = TenantId;
-        var write = new PgCacheWrite(tenant, now, expiry, tags, _shared.Near?.KeysMessage(tenant, [key]));
+        var near = _shared.Near;
+        var write = new PgCacheWrite(tenant, now, expiry, tags, near?.KeysMessage(tenant, [key]));
+        var stamp = near?.Stamp() ?? 0;
+        var written = false;
         try
         {
             await ExecuteAsync(
@@ -484,10 +487,25 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
                 (Write: write, Key: key, Value: value),
                 async,
                 cancellationToken).ConfigureAwait(false);
+            written = true;
         }
         finally
         {
-            Invalidated(tenant, key, write.Invalidation);
+            if (near is not null)
+            {
+                // Written: this instance keeps what it wrote (its next read is a near hit). Failed: it may have
+                // committed all the same, so the copy goes.
+                if (written)
+                {
+                    near.OfferOwnWrite(tenant, key, value, expiry, tags, stamp, now);
+                }
+                else
+                {
+                    near.Invalidate(tenant, key, "invalidated");
+                }
+
+                near.Sent();
+            }
         }
 
         _shared.Metrics.Written(value.Length);
@@ -563,18 +581,6 @@ public sealed partial class PgDistributedCache : IPgDistributedCache, IDisposabl
 
     // After a write returns (or fails: it may have committed), this instance's own copies go at once, and any read
     // already on its way back cannot fill them again; other instances drop theirs when the write's message arrives.
-    private void Invalidated(string tenant, string key, string? invalidation)
-    {
-        if (_shared.Near is { } near)
-        {
-            near.Invalidate(tenant, key, "invalidated");
-            if (invalidation is not null)
-            {
-                near.Sent();
-            }
-        }
-    }
-
     private void Invalidated(string tenant, string[] keys, string? invalidation)
     {
         if (_shared.Near is { } near)

@@ -127,6 +127,24 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
         return value;
     }
 
+    // Reads the key for twice the bound after a write that replaced old: old may be served only within the bound.
+    private static async Task AssertNotServedPastTheBoundAsync(PgDistributedCache instance, string key, byte[] old)
+    {
+        var written = Stopwatch.StartNew();
+        TimeSpan? lastOld = null;
+        while (written.Elapsed < Bound * 2)
+        {
+            if ((await instance.GetAsync(key, CancellationToken))!.SequenceEqual(old))
+            {
+                lastOld = written.Elapsed;
+            }
+
+            await Task.Delay(5, CancellationToken);
+        }
+
+        Assert.True(lastOld is null || lastOld <= Bound, $"The old value was served {lastOld} after the write, past the bound of {Bound}.");
+    }
+
     private static PgCacheEntryOptions Minutes(int minutes, params string[] tags) =>
         new PgCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(minutes), Tags = tags };
 
@@ -326,21 +344,9 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
 
         await KillListenerAsync(b);
         await a.SetAsync("k", V(2), Minutes(10), CancellationToken);
-        var written = Stopwatch.StartNew();
 
         // The message of that write may be lost with the listener: the copy must still stop being served within the bound.
-        TimeSpan? lastOld = null;
-        while (written.Elapsed < Bound * 2)
-        {
-            if ((await b.GetAsync("k", CancellationToken))!.SequenceEqual(V(1)))
-            {
-                lastOld = written.Elapsed;
-            }
-
-            await Task.Delay(5, CancellationToken);
-        }
-
-        Assert.True(lastOld is null || lastOld <= Bound, $"The old value was served {lastOld} after the write, past the bound of {Bound}.");
+        await AssertNotServedPastTheBoundAsync(b, "k", V(1));
         Assert.Equal(V(2), await b.GetAsync("k", CancellationToken));
 
         await b.NearCache!.WaitUntilServingAsync(CancellationToken).WaitAsync(TimeSpan.FromSeconds(30), CancellationToken);
@@ -366,19 +372,7 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
         // b's listener still receives, but late: the write's invalidation (and b's heartbeats) wait in line.
         pausing!.HoldMessages();
         await a.SetAsync("k", V(2), Minutes(10), CancellationToken);
-        var written = Stopwatch.StartNew();
-        TimeSpan? lastOld = null;
-        while (written.Elapsed < Bound * 2)
-        {
-            if ((await b.GetAsync("k", CancellationToken))!.SequenceEqual(V(1)))
-            {
-                lastOld = written.Elapsed;
-            }
-
-            await Task.Delay(5, CancellationToken);
-        }
-
-        Assert.True(lastOld is null || lastOld <= Bound, $"The old value was served {lastOld} after the write, past the bound of {Bound}.");
+        await AssertNotServedPastTheBoundAsync(b, "k", V(1));
         Assert.False(b.NearCache!.IsServing);
         Assert.Equal(HealthStatus.Degraded, (await check.CheckHealthAsync(context, CancellationToken)).Status);
 
@@ -409,6 +403,44 @@ public abstract class NearCacheConformanceTests : IAsyncLifetime
         Assert.Equal(V(1), await read);
         Assert.False(b.NearCache!.Contains("default", "race"));
         Assert.Equal(V(2), await b.GetAsync("race", CancellationToken));
+    }
+
+    [Fact]
+    public async Task OwnWrite_IsKeptInMemory_SoTheWritersNextReadIsANearHit()
+    {
+        await UnlessFlushedAsync(async () =>
+        {
+            var a = await StartAsync();
+            await a.SetAsync("own", V(1), Minutes(10, "t"), CancellationToken);
+            await a.SetAsync("own", V(2), Minutes(10, "t"), CancellationToken);
+
+            Assert.True(a.NearCache!.Contains("default", "own"));
+            await DeleteBehindTheCacheAsync("default", "own");
+            Assert.Equal(V(2), await a.GetAsync("own", CancellationToken));
+            Assert.Equal(0, await a.RemoveByTagAsync("t", CancellationToken)); // the row went behind the cache; the copy must go too
+            Assert.False(a.NearCache.Contains("default", "own"));
+        });
+    }
+
+    [Fact]
+    public async Task AnOwnWriteThatRacedAnotherInstancesWrite_IsNotKept()
+    {
+        PausingCacheBackend? pausing = null;
+        var a = await StartAsync(wrap: inner => pausing = new PausingCacheBackend(inner));
+        var b = await StartAsync();
+
+        // a's write is in the store, but a has not heard back when b overwrites it and b's invalidation reaches a.
+        var paused = pausing!.PauseNextSet();
+        var write = a.SetAsync("both", V(1), Minutes(10), CancellationToken);
+        await paused.Reached.WaitAsync(TimeSpan.FromSeconds(10), CancellationToken);
+        var received = a.NearCache!.InvalidationsReceived;
+        await b.SetAsync("both", V(2), Minutes(10), CancellationToken);
+        await EventuallyAsync(() => Task.FromResult(a.NearCache.InvalidationsReceived > received), "b's invalidation on a");
+        paused.Release();
+        await write;
+
+        Assert.False(a.NearCache.Contains("default", "both"));
+        Assert.Equal(V(2), await a.GetAsync("both", CancellationToken));
     }
 
     [Fact]

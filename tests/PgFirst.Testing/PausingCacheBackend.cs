@@ -13,6 +13,7 @@ public sealed class PausingCacheBackend(IPgCacheBackend inner) : IPgCacheBackend
     private readonly object _gate = new();
     private readonly Queue<string> _held = new();
     private Pause? _next;
+    private Pause? _nextSet;
     private IPgCacheInvalidationSink? _sink;
     private bool _holding;
 
@@ -43,6 +44,9 @@ public sealed class PausingCacheBackend(IPgCacheBackend inner) : IPgCacheBackend
 
     public Pause PauseNextEntryRead() => _next = new Pause();
 
+    /// <summary>Holds the next set after the store wrote it, before the cache hears it returned.</summary>
+    public Pause PauseNextSet() => _nextSet = new Pause();
+
     public async ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
     {
         var entry = await inner.GetEntryAsync(read, key, async, cancellationToken);
@@ -61,7 +65,15 @@ public sealed class PausingCacheBackend(IPgCacheBackend inner) : IPgCacheBackend
 
     public ValueTask<IReadOnlyDictionary<string, byte[]>> GetManyAsync(PgCacheRead read, string[] keys, CancellationToken cancellationToken) => inner.GetManyAsync(read, keys, cancellationToken);
 
-    public ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken) => inner.SetAsync(write, key, value, async, cancellationToken);
+    public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken)
+    {
+        await inner.SetAsync(write, key, value, async, cancellationToken);
+        if (Interlocked.Exchange(ref _nextSet, null) is { } pause)
+        {
+            pause.Reach();
+            await pause.Released.WaitAsync(cancellationToken);
+        }
+    }
 
     public ValueTask SetManyAsync(PgCacheWrite write, string[] keys, byte[][] values, CancellationToken cancellationToken) => inner.SetManyAsync(write, keys, values, cancellationToken);
 

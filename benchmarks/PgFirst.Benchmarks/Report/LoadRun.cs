@@ -33,6 +33,9 @@ internal enum TargetKind
 
     /// <summary>The variant's p50 latency, µs, must be at most the threshold (e.g. ≤ 5,000 µs); no baseline.</summary>
     AbsoluteP50AtMost,
+
+    /// <summary>The variant's p99 latency, µs, must be at most the threshold (e.g. ≤ 20,000 µs); no baseline.</summary>
+    AbsoluteP99AtMost,
 }
 
 /// <summary>A target from a module issue: a ratio within one group, or an absolute figure, at given concurrencies.</summary>

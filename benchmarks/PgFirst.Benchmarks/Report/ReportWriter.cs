@@ -123,7 +123,7 @@ internal static class ReportWriter
                 continue;
             }
 
-            if (target.Kind == TargetKind.AbsoluteP50AtMost && !HasLatency(variant))
+            if (target.Kind is TargetKind.AbsoluteP50AtMost or TargetKind.AbsoluteP99AtMost && !HasLatency(variant))
             {
                 parts.Add(Format($"no latency measured at {callers}"));
                 continue;
@@ -134,6 +134,7 @@ internal static class ReportWriter
                 TargetKind.ThroughputAtLeast => variant.OpsPerSecond / baseline!.OpsPerSecond,
                 TargetKind.CostAtMost => baseline!.OpsPerSecond / variant.OpsPerSecond,
                 TargetKind.AbsoluteThroughputAtLeast => variant.OpsPerSecond,
+                TargetKind.AbsoluteP99AtMost => variant.P99,
                 _ => variant.P50,
             };
             measured++;

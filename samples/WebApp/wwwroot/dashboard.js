@@ -53,20 +53,23 @@
         ? '<tr><td colspan="3">none configured</td></tr>'
         : `<tr><td>${esc(r.host)}</td><td>${r.available ? 'streaming' : esc('unavailable: ' + (r.error || ''))}</td><td>${r.lagSeconds === null || r.lagSeconds === undefined ? '–' : fmt(r.lagSeconds, 2) + ' s'}</td></tr>`);
       const gets = d.totals.cacheHits + d.totals.cacheMisses;
+      const s = d.series;
       text('cache-hit-ratio', gets ? `${(100 * d.totals.cacheHits / gets).toFixed(1)} %` : '–');
       text('cache-ops', fmt(last.cacheOpsPerSecond, 1));
+      text('cache-near-ratio', gets ? `${(100 * d.totals.cacheNearHits / gets).toFixed(1)} %` : '–');
+      const lags = s.filter(p => p.invalidationLagP50Ms !== null && p.invalidationLagP50Ms !== undefined);
+      text('cache-invalidation-lag', lags.length ? `${fmt(lags[lags.length - 1].invalidationLagP50Ms, 2)} ms` : '–');
       text('sessions-active', fmt(d.signedInSessions));
       text('session-loads', fmt(last.sessionLoadsPerSecond, 1));
       text('ratelimit-accepted', fmt(d.totals.accepted));
       text('ratelimit-rejected', fmt(d.totals.rejected));
       text('jobs-per-second', fmt(last.jobsPerSecond, 1));
       text('job-wait-p50', last.jobWaitP50Ms === null || last.jobWaitP50Ms === undefined ? '–' : `${fmt(last.jobWaitP50Ms, 1)} ms`);
-      const s = d.series;
       remember('sessions', d.signedInSessions);
       remember('depth', d.queues.reduce((sum, q) => sum + q.available + q.scheduled, 0));
       remember('running', d.queues.reduce((sum, q) => sum + q.running, 0));
       chart('chart-cache-ops', [s.map(p => p.cacheOpsPerSecond)], 'cache ops/s');
-      chart('chart-cache-hits', [s.map(p => p.cacheHitRatio === null ? null : 100 * p.cacheHitRatio)], 'hit ratio % per s');
+      chart('chart-cache-hits', [s.map(p => p.cacheHitRatio === null ? null : 100 * p.cacheHitRatio), s.map(p => p.nearHitRatio === null ? null : 100 * p.nearHitRatio)], 'hit / near-hit ratio % per s', true);
       chart('chart-sessions', [history.sessions], 'signed-in sessions');
       chart('chart-depth', [history.depth, history.running], 'waiting / running jobs', true);
       chart('chart-session-loads', [s.map(p => p.sessionLoadsPerSecond)], 'session loads/s');

@@ -17,7 +17,8 @@ internal enum NearCacheMessageKind
 //   {"s":source,"w":sent-utc-ticks,"t":tenant,"k":[keys]}   these keys of the tenant changed
 //   {"s":source,"w":ticks,"t":tenant,"g":tag}                the tenant's entries with this tag were removed
 //   {"s":source,"w":ticks,"t":tenant}                        anything of the tenant may have changed
-//   {"s":source,"w":ticks,"p":epoch,"n":stopwatch-ticks}     a heartbeat (only its sender acts on it)
+//   {"s":source!,"w":ticks,"p":epoch,"n":stopwatch-ticks}    a heartbeat (only its sender acts on it)
+// "s" always comes first, so a receiver recognises its own invalidations by their first bytes.
 internal readonly record struct NearCacheMessage(NearCacheMessageKind Kind, string Source, long SentUtcTicks, string? Tenant, string[]? Keys, string? Tag, long Epoch, long Timestamp)
 {
     // NOTIFY's payload limit is 7,999 bytes; a key list that would not fit (or is long) becomes a tenant flush.

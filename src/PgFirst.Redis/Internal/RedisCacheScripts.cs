@@ -84,6 +84,33 @@ internal static class RedisCacheScripts
             end
         end
 
+        -- One live entry's fields {value, e, s, a, t}, or nil for a missing or expired one. A sliding entry is extended
+        -- only when that moves its expiry by at least min(granularity, window / 10), never beyond its absolute expiry:
+        -- the same rule as the PostgreSQL statement; e is then the extended expiry.
+        local function read_live(key, now, granularity, margin)
+            local h = redis.call('HMGET', key, 'value', 'e', 's', 'a', 't')
+            if not h[1] then
+                return nil
+            end
+            local e = tonumber(h[2])
+            if e ~= -1 and e <= now then
+                return nil
+            end
+            local s = tonumber(h[3])
+            if s ~= -1 then
+                local a = tonumber(h[4])
+                local n = now + s
+                if a ~= -1 and a < n then
+                    n = a
+                end
+                if n - e >= math.min(granularity, s / 10) then
+                    slide(key, n, now, margin, h[5] or '')
+                    h[2] = ms(n)
+                end
+            end
+            return h
+        end
+
         """;
 
     // KEYS: entries. ARGV[4] now, [5] refresh granularity ms, [6] backstop margin ms. Returns the values, false (nil)
@@ -93,25 +120,8 @@ internal static class RedisCacheScripts
         local now, granularity, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
         local values = {}
         for i, key in ipairs(KEYS) do
-            values[i] = false
-            local h = redis.call('HMGET', key, 'value', 'e', 's', 'a', 't')
-            if h[1] then
-                local e = tonumber(h[2])
-                if e == -1 or e > now then
-                    values[i] = h[1]
-                    local s = tonumber(h[3])
-                    if s ~= -1 then
-                        local a = tonumber(h[4])
-                        local n = now + s
-                        if a ~= -1 and a < n then
-                            n = a
-                        end
-                        if n - e >= math.min(granularity, s / 10) then
-                            slide(key, n, now, margin, h[5] or '')
-                        end
-                    end
-                end
-            end
+            local h = read_live(key, now, granularity, margin)
+            values[i] = h and h[1] or false
         end
         return values
         """;
@@ -119,29 +129,11 @@ internal static class RedisCacheScripts
     // KEYS[1]: the entry. ARGV[4] now, [5] refresh granularity ms, [6] backstop margin ms. The read of the near cache:
     // as Read, but returns {value, e after this read, s, a, t} for a live entry, false otherwise.
     private const string ReadEntryText = Common + """
-        local now, granularity, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-        local key = KEYS[1]
-        local h = redis.call('HMGET', key, 'value', 'e', 's', 'a', 't')
-        if not h[1] then
+        local h = read_live(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+        if not h then
             return false
         end
-        local e = tonumber(h[2])
-        if e ~= -1 and e <= now then
-            return false
-        end
-        local s = tonumber(h[3])
-        if s ~= -1 then
-            local a = tonumber(h[4])
-            local n = now + s
-            if a ~= -1 and a < n then
-                n = a
-            end
-            if n - e >= math.min(granularity, s / 10) then
-                slide(key, n, now, margin, h[5] or '')
-                e = n
-            end
-        end
-        return {h[1], ms(e), h[3], h[4], h[5] or ''}
+        return {h[1], h[2], h[3], h[4], h[5] or ''}
         """;
 
     // KEYS[1]: the entry. ARGV[4] now, [5] margin. Extends a live sliding entry unconditionally.
