@@ -30,7 +30,7 @@ public sealed class PgCacheHealthCheck : IHealthCheck
         try
         {
             await _cache.GetAsync(ProbeKey, cancellationToken).ConfigureAwait(false);
-            if (_cache is PgDistributedCache { NearCache: { } near } && !near.IsServing)
+            if (_cache is PgDistributedCache { NearCache: { } near } && !await ServingSoonAsync(near, cancellationToken).ConfigureAwait(false))
             {
                 // The store answers, so reads are correct; they are just all round trips until the listener is back.
                 return HealthCheckResult.Degraded(near.IsListening
@@ -43,6 +43,25 @@ public sealed class PgCacheHealthCheck : IHealthCheck
         catch (Exception ex) when (ex is PgCacheException or PgFirst.Core.PgFirstSchemaException)
         {
             return new HealthCheckResult(context.Registration.FailureStatus, ex.Message, ex);
+        }
+    }
+
+    // A near cache that has just started (or re-subscribed) serves within one heartbeat: worth a short wait.
+    private static async Task<bool> ServingSoonAsync(PgNearCache near, CancellationToken cancellationToken)
+    {
+        if (near.IsServing)
+        {
+            return true;
+        }
+
+        try
+        {
+            await near.WaitUntilServingAsync(cancellationToken).WaitAsync(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
         }
     }
 }

@@ -8,6 +8,9 @@ public abstract class AdminTest(PostgresServer server) : PostgresTest(server)
 {
     protected PgFirstOptions Options => Server.Options(Schema);
 
+    /// <summary>Gets how many scripts the installer applies: the tool's modules' (every module's <c>sql/</c> folder) and its own <c>sql/pgfirst</c> one.</summary>
+    private protected static int ScriptCount => Internal.Modules.All().Sum(m => m.Scripts.Count) + 1;
+
     public override async ValueTask InitializeAsync()
     {
         await base.InitializeAsync();

@@ -20,7 +20,7 @@ public sealed class StatusAndSchemaTests(PostgresServer server) : AdminTest(serv
         var run = await AdminAsync("status");
 
         AssertExit(AdminExitCode.Ok, run);
-        Assert.Contains($"Schema {Schema}: 9 scripts applied, 0 pending (up to date)", run.Output, StringComparison.Ordinal);
+        Assert.Contains($"Schema {Schema}: {ScriptCount} scripts applied, 0 pending (up to date)", run.Output, StringComparison.Ordinal);
         Assert.Matches(@"pgcache\s+│\s+cache_entry \(unlogged\)\s+│\s+3\s+│", run.Output);
         Assert.Matches(@"pgqueue\s+│\s+job\s+│\s+0\s+│", run.Output);
         Assert.Contains(Server.Pooler == PgPoolerMode.Transaction ? "through a pooler" : "direct (no pooler)", run.Output, StringComparison.Ordinal);
@@ -30,7 +30,7 @@ public sealed class StatusAndSchemaTests(PostgresServer server) : AdminTest(serv
         Assert.True(json.GetProperty("schemaExists").GetBoolean());
         Assert.True(json.GetProperty("upToDate").GetBoolean());
         Assert.Equal(Server.Pooler == PgPoolerMode.Transaction, json.GetProperty("behindPooler").GetBoolean());
-        Assert.Equal(9, json.GetProperty("scripts").GetArrayLength());
+        Assert.Equal(ScriptCount, json.GetProperty("scripts").GetArrayLength());
         Assert.All(json.GetProperty("scripts").EnumerateArray(), s => Assert.Equal("applied", s.GetProperty("state").GetString()));
         var entry = json.GetProperty("tables").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "cache_entry");
         Assert.Equal("pgcache", entry.GetProperty("module").GetString());
@@ -74,12 +74,12 @@ public sealed class StatusAndSchemaTests(PostgresServer server) : AdminTest(serv
 
             var dry = await AdminRun.RunAsync(Server.ConnectionString, null, CancellationToken, "schema", "apply", "--schema", fresh);
             AssertExit(AdminExitCode.NotConfirmed, dry);
-            Assert.Contains("Would apply 9 script(s)", dry.Output, StringComparison.Ordinal);
+            Assert.Contains($"Would apply {ScriptCount} script(s)", dry.Output, StringComparison.Ordinal);
             Assert.False(await ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", fresh));
 
             var apply = await AdminRun.RunAsync(Server.ConnectionString, null, CancellationToken, "schema", "apply", "--schema", fresh, "--yes", "--json");
             AssertExit(AdminExitCode.Ok, apply);
-            Assert.Equal(9, apply.Json.GetProperty("scripts").GetArrayLength());
+            Assert.Equal(ScriptCount, apply.Json.GetProperty("scripts").GetArrayLength());
 
             var verify = await AdminRun.RunAsync(Server.ConnectionString, null, CancellationToken, "schema", "verify", "--schema", fresh, "--json");
             AssertExit(AdminExitCode.Ok, verify);

@@ -29,7 +29,7 @@ public sealed class ToolPackageTests(PostgresServer server) : AdminTest(server)
 
             var status = await RunAsync(Path.Combine(tools, "pgfirst-admin"), ["status", "--schema", Schema], Server.ConnectionString);
             Assert.True(status.Code == 0, status.Output);
-            Assert.Contains($"Schema {Schema}: 9 scripts applied, 0 pending (up to date)", status.Output, StringComparison.Ordinal);
+            Assert.Contains($"Schema {Schema}: {ScriptCount} scripts applied, 0 pending (up to date)", status.Output, StringComparison.Ordinal);
 
             var jobs = await RunAsync(Path.Combine(tools, "pgfirst-admin"), ["jobs", "stats", "--schema", Schema, "--json"], Server.ConnectionString);
             Assert.True(jobs.Code == 0, jobs.Output);

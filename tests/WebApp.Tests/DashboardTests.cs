@@ -40,6 +40,10 @@ public class DashboardTests(PostgresServer postgres, RedisServer redis) : Postgr
             ["PgFirst:Replicas:ConnectionString"] = PostgresServer.StandbyConnectionString,
             ["PgCache:Durability"] = "Logged",
             ["PgCache:ReadConsistency"] = "ReadYourWrites",
+
+            // The demo's near cache reads its misses on the primary (a lagging standby could undo an invalidation):
+            // off here, where the cache's reads on the standby are what is shown.
+            ["PgCache:NearCache:Enabled"] = "false",
             ["PgSessions:ReadConsistency"] = "ReadYourWrites",
             ["PgQueue:StatsReadConsistency"] = "BoundedStaleness",
         });

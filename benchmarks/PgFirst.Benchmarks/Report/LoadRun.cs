@@ -49,5 +49,5 @@ internal enum TargetKind
 internal sealed record LoadTarget(string Description, string Group, string Variant, string? Baseline, IReadOnlyList<int> Callers, double Threshold, TargetKind Kind)
 {
     /// <summary>Gets a value indicating whether the target compares the variant with a fixed figure rather than a baseline.</summary>
-    public bool IsAbsolute => Kind is TargetKind.AbsoluteThroughputAtLeast or TargetKind.AbsoluteP50AtMost;
+    public bool IsAbsolute => Kind is TargetKind.AbsoluteThroughputAtLeast or TargetKind.AbsoluteP50AtMost or TargetKind.AbsoluteP99AtMost;
 }
