@@ -58,6 +58,42 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
         Assert.Contains("Earl Grey tea", listing, StringComparison.Ordinal);
     }
 
+    // The demo runs with the near cache on: a product page read twice is served from memory the second time, and an
+    // edit on another instance (another app on the same schema) reaches this one's copy through the store.
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task TwoInstances_AProductPageIsANearHit_AndAnEditOnTheOtherInstanceReachesIt(string? backend)
+    {
+        await using var first = DemoApp.Create(Server, redis, Schema, backend);
+        await using var second = DemoApp.Create(Server, redis, Schema, backend);
+        using var editor = first.Client();
+        using var visitor = second.Client();
+        Assert.Contains("Ethiopia Yirgacheffe", await editor.GetPageAsync("/products/3"), StringComparison.Ordinal);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        long nearHits;
+        do
+        {
+            Assert.Contains("Ethiopia Yirgacheffe", await visitor.GetPageAsync("/products/3"), StringComparison.Ordinal);
+            nearHits = (await visitor.GetJsonAsync("/dashboard/data")).GetProperty("totals").GetProperty("cacheNearHits").GetInt64();
+        }
+        while (nearHits == 0 && DateTime.UtcNow < deadline);
+
+        Assert.True(nearHits > 0, "The second instance never served the product page from its near cache.");
+        await editor.SignInAsync("alice");
+        using var edited = await editor.PostFormAsync("/products/3", "/products/3/edit", ("name", "Ethiopia Guji"), ("priceCents", "1790"));
+        Assert.Equal(HttpStatusCode.OK, edited.StatusCode);
+
+        deadline = DateTime.UtcNow.AddSeconds(5);
+        string page;
+        while (!(page = await visitor.GetPageAsync("/products/3")).Contains("Ethiopia Guji", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        Assert.Contains("Ethiopia Guji", page, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("Redis")]
