@@ -35,6 +35,8 @@ internal static partial class LoadRunner
         Load($"{NearGetGroup}: Redis twin", () => Step.NearGetAsync(NearStore.RedisTwin)),
         Load($"{NearGetGroup}: Redis twin, near cache", () => Step.NearGetAsync(NearStore.RedisTwinNear)),
         Load($"{NearGetGroup}: stock RedisCache", () => Step.NearGetAsync(NearStore.StockRedis)),
+        Load($"{NearSetGroup}: raw prepared upsert", () => Step.RawNearSetAsync(notify: false)),
+        Load($"{NearSetGroup}: raw prepared upsert + pg_notify per write, one batch each, a listener on the channel", () => Step.RawNearSetAsync(notify: true)),
         Load($"{NearSetGroup}: PgCache", () => Step.NearSetAsync(near: false)),
         Load($"{NearSetGroup}: PgCache, near cache", () => Step.NearSetAsync(near: true)),
         Batch($"{InvalidationGroup}: PgCache, near cache", () => InvalidationLatencyAsync(redis: false), medianByP50: true),
@@ -239,6 +241,73 @@ internal static partial class LoadRunner
 
                 return instance.DisposeAsync();
             });
+        }
+
+        // The physical cost of an invalidation in the write's transaction: the raw upsert, alone and batched with a
+        // pg_notify (a 100-byte payload) on a channel one other connection LISTENs to, on one data source.
+        public static async Task<Step> RawNearSetAsync(bool notify)
+        {
+            var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+            var channel = "bench_raw_" + Guid.NewGuid().ToString("N")[..12];
+            var listener = await dataSource.OpenConnectionAsync();
+            await using (var listen = new NpgsqlCommand($"LISTEN {channel}", listener))
+            {
+                await listen.ExecuteNonQueryAsync();
+            }
+
+            var stop = new CancellationTokenSource();
+            var listening = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        await listener.WaitAsync(stop.Token);
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            });
+            var upsert = $"""
+                INSERT INTO "{Schema}".cache_entry AS c (tenant_id, key, value, expires_at, sliding, absolute_expires_at, tags)
+                VALUES ($1, $2, $3, $4, NULL, $4, NULL)
+                ON CONFLICT (tenant_id, key_hash) DO UPDATE
+                SET key = EXCLUDED.key, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, sliding = EXCLUDED.sliding,
+                    absolute_expires_at = EXCLUDED.absolute_expires_at, tags = EXCLUDED.tags
+                """;
+            var payload = new string('k', 100);
+            var stopping = stop;
+            return new Step(
+                async i =>
+                {
+                    await using var connection = await dataSource.OpenConnectionAsync();
+                    await using var batch = new NpgsqlBatch(connection);
+                    var write = new NpgsqlBatchCommand(upsert);
+                    write.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    write.Parameters.Add(new NpgsqlParameter<string> { TypedValue = HotKey(i), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    write.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = Value1K, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea });
+                    write.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = DateTimeOffset.UtcNow.AddHours(2), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+                    batch.BatchCommands.Add(write);
+                    if (notify)
+                    {
+                        var message = new NpgsqlBatchCommand("SELECT pg_notify($1, $2)");
+                        message.Parameters.Add(new NpgsqlParameter<string> { TypedValue = channel, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                        message.Parameters.Add(new NpgsqlParameter<string> { TypedValue = payload, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                        batch.BatchCommands.Add(message);
+                    }
+
+                    await batch.PrepareAsync();
+                    await batch.ExecuteNonQueryAsync();
+                },
+                async () =>
+                {
+                    await stopping.CancelAsync();
+                    await listening;
+                    stopping.Dispose();
+                    await listener.DisposeAsync();
+                    await dataSource.DisposeAsync();
+                });
         }
 
         // The same sets with and without the near cache's invalidation (a pg_notify in the write's own batch).

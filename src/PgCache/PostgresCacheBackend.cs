@@ -177,7 +177,15 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
 
         try
         {
-            await RunAsync(static (b, c, w, a, ar, ct) => b.SetBody(c, w, a.Key, a.Value, ar, ct), write, (Key: key, Value: memory), async, cancellationToken).ConfigureAwait(false);
+            // A set that publishes a near-cache invalidation may share its transaction with the others in flight.
+            if (write.Invalidation is not null && async)
+            {
+                await CoalescedSetAsync(write, key, memory, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await RunAsync(static (b, c, w, a, ar, ct) => b.SetBody(c, w, a.Key, a.Value, ar, ct), write, (Key: key, Value: memory), async, cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -468,15 +476,17 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
             _sql.Set,
             write.TenantId,
             (Write: write, Key: key, Value: value),
-            static (p, a) =>
-            {
-                p.Add(new NpgsqlParameter<string> { TypedValue = a.Key, NpgsqlDbType = NpgsqlDbType.Text });
-                p.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { TypedValue = a.Value, NpgsqlDbType = NpgsqlDbType.Bytea });
-                AddWriteParameters(p, a.Write);
-            },
+            static (p, a) => AddSetParameters(p, a.Write, a.Key, a.Value),
             write.Invalidation,
             async,
             cancellationToken);
+
+    private static void AddSetParameters(NpgsqlParameterCollection parameters, PgCacheWrite write, string key, ReadOnlyMemory<byte> value)
+    {
+        parameters.Add(new NpgsqlParameter<string> { TypedValue = key, NpgsqlDbType = NpgsqlDbType.Text });
+        parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Bytea });
+        AddWriteParameters(parameters, write);
+    }
 
     private ValueTask<int> SetManyBody(NpgsqlConnection connection, PgCacheWrite write, string[] keys, byte[][] values, bool async, CancellationToken cancellationToken) =>
         WriteAsync(
