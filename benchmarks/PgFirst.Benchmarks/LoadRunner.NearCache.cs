@@ -374,11 +374,13 @@ internal static partial class LoadRunner
                         else
                         {
                             var instance = await NearInstanceAsync(redis: false, near: false);
-                            var backplane = new PgFusionBackplane(NpgsqlDataSource.Create(BenchmarkServers.Postgres), new PgFirstOptions { SchemaName = Schema });
+                            var publishing = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
+                            var backplane = new PgFusionBackplane(publishing, new PgFirstOptions { SchemaName = Schema });
                             fusion.SetupDistributedCache(instance.Cache);
                             fusion.SetupBackplane(backplane);
                             await backplane.WaitUntilListeningAsync().WaitAsync(TimeSpan.FromSeconds(30));
                             disposables.Add(backplane.DisposeAsync);
+                            disposables.Add(publishing.DisposeAsync);
                             disposables.Add(instance.DisposeAsync);
                         }
 
