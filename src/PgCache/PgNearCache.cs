@@ -113,8 +113,6 @@ public sealed partial class PgNearCache : IPgCacheInvalidationSink, IAsyncDispos
         }
     }
 
-    internal PgNearCacheOptions Options => _options;
-
     /// <summary>Starts the listener (done by the first operation of the cache), then waits until near hits are served.</summary>
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when serving.</returns>

@@ -1,5 +1,4 @@
 using Npgsql;
-using NpgsqlTypes;
 
 namespace PgCache;
 
@@ -124,14 +123,7 @@ public sealed partial class PostgresCacheBackend
                 {
                     foreach (var set in live)
                     {
-                        var upsert = new NpgsqlBatchCommand(_sql.Set);
-                        upsert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = set.Write.TenantId, NpgsqlDbType = NpgsqlDbType.Text });
-                        AddSetParameters(upsert.Parameters, set.Write, set.Key, set.Value);
-                        batch.BatchCommands.Add(upsert);
-                        var notify = new NpgsqlBatchCommand(_sql.Notify);
-                        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel, NpgsqlDbType = NpgsqlDbType.Text });
-                        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = set.Write.Invalidation!, NpgsqlDbType = NpgsqlDbType.Text });
-                        batch.BatchCommands.Add(notify);
+                        AddNotifiedWrite(batch, _sql.Set, set.Write.TenantId, set, static (p, s) => AddSetParameters(p, s.Write, s.Key, s.Value), set.Write.Invalidation!);
                     }
 
                     if (_prepares)

@@ -527,14 +527,7 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
 
         var batch = new NpgsqlBatch(connection) { Timeout = _commandTimeoutSeconds };
         await using var batchScope = batch.ConfigureAwait(false);
-        var write = new NpgsqlBatchCommand(sql);
-        write.Parameters.Add(new NpgsqlParameter<string> { TypedValue = tenantId, NpgsqlDbType = NpgsqlDbType.Text });
-        addParameters(write.Parameters, argument);
-        batch.BatchCommands.Add(write);
-        var notify = new NpgsqlBatchCommand(_sql.Notify);
-        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel, NpgsqlDbType = NpgsqlDbType.Text });
-        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = invalidation, NpgsqlDbType = NpgsqlDbType.Text });
-        batch.BatchCommands.Add(notify);
+        var write = AddNotifiedWrite(batch, sql, tenantId, argument, addParameters, invalidation);
         if (_prepares)
         {
             if (async)
@@ -557,6 +550,20 @@ public sealed partial class PostgresCacheBackend : IPgCacheBackend
         }
 
         return write.RecordsAffected;
+    }
+
+    // Adds a write and, after it, the pg_notify of its near-cache invalidation; returns the write.
+    private NpgsqlBatchCommand AddNotifiedWrite<TArg>(NpgsqlBatch batch, string sql, string tenantId, TArg argument, Action<NpgsqlParameterCollection, TArg> addParameters, string invalidation)
+    {
+        var write = new NpgsqlBatchCommand(sql);
+        write.Parameters.Add(new NpgsqlParameter<string> { TypedValue = tenantId, NpgsqlDbType = NpgsqlDbType.Text });
+        addParameters(write.Parameters, argument);
+        batch.BatchCommands.Add(write);
+        var notify = new NpgsqlBatchCommand(_sql.Notify);
+        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel, NpgsqlDbType = NpgsqlDbType.Text });
+        notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = invalidation, NpgsqlDbType = NpgsqlDbType.Text });
+        batch.BatchCommands.Add(notify);
+        return write;
     }
 
     private async ValueTask<PgCacheEntry?> GetEntryBody(NpgsqlConnection connection, PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
