@@ -45,7 +45,9 @@ internal static partial class LoadRunner
             new("callers", string.Join(", ", callers) + " concurrent async callers, each awaiting one operation at a time"),
             new("rounds", rounds == 1
                 ? "1: every figure is a single measurement"
-                : string.Create(CultureInfo.InvariantCulture, $"{rounds}, interleaved (every step once, then again); each figure is the round with the median ops/s (median p50 for the enqueue→start latency, whose rate the producer sets), with that round's percentiles")),
+                : string.Create(CultureInfo.InvariantCulture, $"{rounds}, interleaved (every step once, then again); within a scenario each round runs the variants in its own shuffled order (seeded by round and scenario, so a rerun repeats it); each figure is the round with the median ops/s (median p50 for the enqueue→start latency, whose rate the producer sets), with that round's percentiles, and the lowest–highest ops/s over the rounds beside it")),
+            new("warm-up pass", "before round 1, every load scenario once at 1 caller for the warm-up time, not recorded: the process's code is JIT-compiled and tiered up before any step is measured, so no variant pays for it by running first"),
+            new("before the clock", "after loading the cache keys and again after making the sessions: VACUUM (ANALYZE) of every benchmark table, then CHECKPOINT, so no step pays for the hint bits, the visibility map, a stale plan or the dirty pages of the load, and autovacuum has nothing to do during the steps"),
             new("data source", "a fresh NpgsqlDataSource per step, default settings (pool up to 100, reset on close), every statement prepared; raw baselines use the same settings"),
             new("cache", string.Create(CultureInfo.InvariantCulture, $"{Keys:N0} keys of 1 KiB, UNLOGGED table (PgCache default); keys cycle through the key space")),
             new("rate limit", "1,000 partitions, window 1 h, limit never reached (every decision is a round trip); policy Timeout 5 s, so every decision counted is one the store made (one that was not is reported as a warning)"),

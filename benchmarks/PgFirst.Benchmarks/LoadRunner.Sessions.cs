@@ -66,6 +66,8 @@ internal static partial class LoadRunner
         {
             await WriteNewSessionAsync(stock.Create(SessionKey(i), TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: true));
         }
+
+        await SettleAsync();
     }
 
     private static async Task WriteNewSessionAsync(ISession session)

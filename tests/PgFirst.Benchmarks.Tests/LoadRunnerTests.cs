@@ -38,6 +38,14 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
             }
 
             Assert.NotEmpty(Directory.GetFiles(charts, "*.svg"));
+
+            // The sections that make the report believable (issue 18) are there, from this run's own figures.
+            Assert.Equal(LoadRunner.AllocationOperations, LoadRunner.LastAllocations.Select(a => $"{a.Group}: {a.Variant}"));
+            Assert.All(LoadRunner.LastAllocations, a => Assert.True(a.BytesPerOperation > 0, $"{a.Group}: {a.Variant} allocated nothing"));
+            foreach (var section in new[] { "## Verdict", "## Headline: PostgreSQL ÷ Redis", "## Allocations per operation", "## Machine load by scenario" })
+            {
+                Assert.Contains(section + "\n", markdown, StringComparison.Ordinal);
+            }
         }
         finally
         {

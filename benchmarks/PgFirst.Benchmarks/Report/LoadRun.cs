@@ -8,7 +8,55 @@ namespace PgFirst.Benchmarks.Report;
 /// <param name="P50">Median latency, µs; 0 when the scenario measures no per-operation latency (a drain, a bulk call).</param>
 /// <param name="P95">95th percentile latency, µs; 0 when not measured.</param>
 /// <param name="P99">99th percentile latency, µs; 0 when not measured.</param>
-internal sealed record LoadResult(string Group, string Variant, int Callers, double OpsPerSecond, double P50, double P95, double P99);
+/// <param name="Rounds">How many rounds measured this step; the figures above are the median round's.</param>
+/// <param name="MinOpsPerSecond">The lowest ops/s of any round (the spread); 0 when not recorded.</param>
+/// <param name="MaxOpsPerSecond">The highest ops/s of any round; 0 when not recorded.</param>
+internal sealed record LoadResult(
+    string Group,
+    string Variant,
+    int Callers,
+    double OpsPerSecond,
+    double P50,
+    double P95,
+    double P99,
+    int Rounds = 1,
+    double MinOpsPerSecond = 0,
+    double MaxOpsPerSecond = 0)
+{
+    /// <summary>Gets a value indicating whether the spread over rounds was recorded (more than one round).</summary>
+    public bool HasSpread => Rounds > 1 && MaxOpsPerSecond > 0;
+}
+
+/// <summary>The machine's 1-minute load average just before and just after one group's steps in one round.</summary>
+/// <param name="Group">The group.</param>
+/// <param name="Round">The round, from 1.</param>
+/// <param name="Before">The 1-minute load average before the group's first step.</param>
+/// <param name="After">The 1-minute load average after its last step.</param>
+internal sealed record GroupLoad(string Group, int Round, double Before, double After);
+
+/// <summary>
+/// A module variant that wraps a raw baseline: it runs that SQL and more, so it cannot be faster. A run in which it is
+/// more than 5 % faster has a measurement fault (an order effect, a baseline doing extra work), and the report says so.
+/// </summary>
+/// <param name="Group">The group both variants belong to.</param>
+/// <param name="Variant">The module variant.</param>
+/// <param name="Baseline">The raw variant it wraps.</param>
+internal sealed record LoadWrapper(string Group, string Variant, string Baseline);
+
+/// <summary>What BenchmarkDotNet's memory diagnoser measured for one operation, at 1 caller.</summary>
+/// <param name="Group">The group, as the load scenarios name it.</param>
+/// <param name="Variant">The variant.</param>
+/// <param name="BytesPerOperation">Bytes allocated per operation (every thread of the process, as the diagnoser counts).</param>
+/// <param name="MeanMicroseconds">The mean time of one operation, µs, in the same run.</param>
+internal sealed record AllocationResult(string Group, string Variant, long BytesPerOperation, double MeanMicroseconds);
+
+/// <summary>A line of the headline table: one PostgreSQL variant against one Redis variant of the same group.</summary>
+/// <param name="Operation">The operation in plain words, e.g. "cache get, 1 KiB".</param>
+/// <param name="Group">The group.</param>
+/// <param name="Variant">The PostgreSQL variant (the numerator).</param>
+/// <param name="Versus">The Redis variant (the denominator): the Redis twin or the stock Microsoft client.</param>
+/// <param name="Note">What changes the answer, e.g. "the near cache: a hit costs no round trip"; optional.</param>
+internal sealed record HeadlineRow(string Operation, string Group, string Variant, string Versus, string? Note = null);
 
 /// <summary>A whole run: where and how it ran, and every result, in the order measured.</summary>
 internal sealed record LoadRun(
@@ -17,7 +65,9 @@ internal sealed record LoadRun(
     IReadOnlyList<KeyValuePair<string, string>> Machine,
     IReadOnlyList<KeyValuePair<string, string>> Settings,
     IReadOnlyList<LoadResult> Results,
-    IReadOnlyList<KeyValuePair<string, string>>? Findings = null);
+    IReadOnlyList<KeyValuePair<string, string>>? Findings = null,
+    IReadOnlyList<GroupLoad>? Loads = null,
+    IReadOnlyList<AllocationResult>? Allocations = null);
 
 /// <summary>How a target compares a variant with its baseline, or with an absolute figure.</summary>
 internal enum TargetKind

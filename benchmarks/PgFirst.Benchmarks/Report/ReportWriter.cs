@@ -41,6 +41,12 @@ internal enum TargetVerdict
 /// </param>
 internal sealed record TargetOutcome(LoadTarget Target, TargetVerdict Verdict, string Measured);
 
+/// <summary>A module variant measured faster than the raw SQL it wraps by more than <see cref="ReportWriter.FaultMargin"/>.</summary>
+/// <param name="Wrapper">The module and its raw baseline.</param>
+/// <param name="Callers">The concurrency.</param>
+/// <param name="Ratio">Module ops/s ÷ raw ops/s (above 1 + the margin).</param>
+internal sealed record MeasurementFault(LoadWrapper Wrapper, int Callers, double Ratio);
+
 /// <summary>Renders a <see cref="LoadRun"/> as the benchmark report (BENCHMARKS.md) and its charts.</summary>
 /// <remarks>
 /// Everything is formatted with the invariant culture, so the report is the same on every machine. Ratios and absolute
@@ -53,6 +59,9 @@ internal static class ReportWriter
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
+    /// <summary>How much faster than its raw baseline a wrapper may measure before the run is flagged: 5 %.</summary>
+    public const double FaultMargin = 0.05;
+
     /// <summary>Writes the report.</summary>
     /// <param name="run">The run to report.</param>
     /// <param name="targets">The targets to judge, in display order.</param>
@@ -60,17 +69,36 @@ internal static class ReportWriter
     /// Where the charts live relative to the report, e.g. "benchmarks/charts"; links are "{chartFolder}/{fileName}".
     /// </param>
     /// <param name="writeChart">Called once per chart with its file name (e.g. "cache-get-1-kib.svg") and its SVG text.</param>
+    /// <param name="wrappers">
+    /// The module variants that wrap a raw baseline, checked for measurement faults; <see langword="null"/> or empty: the
+    /// run is not checked, and the report says so.
+    /// </param>
+    /// <param name="headline">The lines of the headline table (PostgreSQL ÷ Redis); <see langword="null"/> or empty: no table.</param>
     /// <returns>The report's Markdown.</returns>
-    public static string Write(LoadRun run, IReadOnlyList<LoadTarget> targets, string chartFolder, Action<string, string> writeChart)
+    public static string Write(
+        LoadRun run,
+        IReadOnlyList<LoadTarget> targets,
+        string chartFolder,
+        Action<string, string> writeChart,
+        IReadOnlyList<LoadWrapper>? wrappers = null,
+        IReadOnlyList<HeadlineRow>? headline = null)
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(chartFolder);
         ArgumentNullException.ThrowIfNull(writeChart);
 
+        wrappers ??= [];
         var groups = Groups(run.Results);
+        var faults = FindFaults(wrappers, run.Results);
         var md = new StringBuilder();
         WriteIntroduction(md, run, groups);
+        WriteVerdict(md, run, wrappers, faults);
+        if (headline is { Count: > 0 })
+        {
+            WriteHeadline(md, groups, headline);
+        }
+
         WritePairs(md, "Machine and versions", run.Machine);
         WritePairs(md, "Settings", run.Settings);
         WriteTargets(md, run, targets);
@@ -79,8 +107,229 @@ internal static class ReportWriter
             WritePairs(md, "Correctness measured in this run", findings);
         }
 
-        WriteResults(md, groups, chartFolder.TrimEnd('/'), writeChart);
+        if (run.Allocations is { Count: > 0 } allocations)
+        {
+            WriteAllocations(md, allocations);
+        }
+
+        if (run.Loads is { Count: > 0 } loads)
+        {
+            WriteLoads(md, loads);
+        }
+
+        WriteResults(md, groups, chartFolder.TrimEnd('/'), writeChart, faults);
         return md.ToString();
+    }
+
+    /// <summary>
+    /// The measurement faults of a run: every wrapper and concurrency at which the module did more than
+    /// 1 + <see cref="FaultMargin"/> times its raw baseline's ops/s.
+    /// </summary>
+    public static IReadOnlyList<MeasurementFault> FindFaults(IReadOnlyList<LoadWrapper> wrappers, IReadOnlyList<LoadResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(wrappers);
+        ArgumentNullException.ThrowIfNull(results);
+        var faults = new List<MeasurementFault>();
+        foreach (var (wrapper, callers, ratio) in Comparisons(wrappers, results))
+        {
+            if (ratio > 1 + FaultMargin)
+            {
+                faults.Add(new(wrapper, callers, ratio));
+            }
+        }
+
+        return faults;
+    }
+
+    // Every wrapper at every concurrency where both it and its baseline were measured (the first row of each, as the
+    // tables show).
+    private static IEnumerable<(LoadWrapper Wrapper, int Callers, double Ratio)> Comparisons(IReadOnlyList<LoadWrapper> wrappers, IReadOnlyList<LoadResult> results)
+    {
+        foreach (var wrapper in wrappers)
+        {
+            var variant = results.Where(r => r.Group == wrapper.Group && r.Variant == wrapper.Variant).DistinctBy(r => r.Callers);
+            foreach (var row in variant.OrderBy(r => r.Callers))
+            {
+                if (results.FirstOrDefault(r => r.Group == wrapper.Group && r.Variant == wrapper.Baseline && r.Callers == row.Callers) is { } baseline)
+                {
+                    yield return (wrapper, row.Callers, row.OpsPerSecond / baseline.OpsPerSecond);
+                }
+            }
+        }
+    }
+
+    private static void WriteVerdict(StringBuilder md, LoadRun run, IReadOnlyList<LoadWrapper> wrappers, IReadOnlyList<MeasurementFault> faults)
+    {
+        md.Append("## Verdict\n\n");
+        var compared = Comparisons(wrappers, run.Results).Count();
+        if (wrappers.Count == 0)
+        {
+            md.Append("This run was not checked for measurement faults: no module was paired with the raw SQL it wraps.\n\n");
+            return;
+        }
+
+        if (compared == 0)
+        {
+            md.Append(Invariant, $"This run was not checked for measurement faults: none of the {wrappers.Count} pairs of a module and the raw SQL it wraps was measured.\n\n");
+            return;
+        }
+
+        var pairs = Format($"{compared} {Plural(compared, "comparison", "comparisons")}");
+        if (faults.Count == 0)
+        {
+            md.Append(Invariant, $"**No measurement fault.** In each of the {pairs} of a module with the raw SQL it wraps (same group, same concurrency), ");
+            md.Append("the module was at most 5 % faster, as it must be: a module runs that SQL and more, so a ratio above 1 can only be noise, and above 1.05 a fault of the measurement.\n\n");
+            return;
+        }
+
+        md.Append(Invariant, $"**Measurement fault.** In {faults.Count} of the {pairs} of a module with the raw SQL it wraps, the module was more than 5 % faster than that SQL, ");
+        md.Append("which it cannot be: the baseline did more work, or the order of the steps favoured the module. Until the cause is found, no ratio in this report can be trusted, including those that look bad.\n\n");
+        md.Append("| group | module | raw baseline | callers | module ÷ raw |\n| --- | --- | --- | ---: | ---: |\n");
+        foreach (var fault in faults)
+        {
+            md.Append(Invariant, $"| {Cell(fault.Wrapper.Group)} | {Cell(fault.Wrapper.Variant)} | {Cell(fault.Wrapper.Baseline)} | {fault.Callers:N0} | {Ratio(fault.Ratio, 2)} |\n");
+        }
+
+        md.Append('\n');
+    }
+
+    private static void WriteHeadline(StringBuilder md, IReadOnlyList<Group> groups, IReadOnlyList<HeadlineRow> headline)
+    {
+        md.Append("## Headline: PostgreSQL ÷ Redis\n\n");
+        md.Append(
+            "Each line divides the operations per second of a PgFirst module on PostgreSQL by those of a Redis variant of the " +
+            "same scenario in this run: the module's own Redis mode (“Redis twin”) or, where the line names it, the stock " +
+            "Microsoft client a team would otherwise run (“stock …”). Above 1, PostgreSQL does more; below 1, Redis does. " +
+            "Within 5 % either way counts as on par.\n\n");
+        var byName = groups.ToDictionary(g => g.Name, StringComparer.Ordinal);
+        var callers = headline
+            .Select(h => byName.GetValueOrDefault(h.Group))
+            .OfType<Group>()
+            .SelectMany(g => g.Callers)
+            .Distinct()
+            .Order()
+            .ToList();
+        md.Append("| operation | PostgreSQL ÷ Redis |");
+        foreach (var count in callers)
+        {
+            md.Append(Invariant, $" {count:N0} {Plural(count, "caller", "callers")} |");
+        }
+
+        md.Append(" in plain words |\n| --- | --- |");
+        md.Append(string.Concat(Enumerable.Repeat(" ---: |", callers.Count)));
+        md.Append(" --- |\n");
+        foreach (var row in headline)
+        {
+            var group = byName.GetValueOrDefault(row.Group);
+            var ratios = callers
+                .Select(c => (Callers: c, Ratio: group?.Find(row.Variant, c) is { } n && group.Find(row.Versus, c) is { } d ? n.OpsPerSecond / d.OpsPerSecond : (double?)null))
+                .ToList();
+            md.Append(Invariant, $"| {Cell(row.Operation)} | {Cell(row.Variant)} ÷ {Cell(row.Versus)} |");
+            foreach (var (_, ratio) in ratios)
+            {
+                md.Append(ratio is { } r ? Format($" {Ratio(r, 2)} |") : " — |");
+            }
+
+            var words = HeadlineWords(ratios.Where(r => r.Ratio is not null).Select(r => (r.Callers, r.Ratio!.Value)).ToList());
+            md.Append(Invariant, $" {Cell(row.Note is null ? words : words + ". " + row.Note)} |\n");
+        }
+
+        md.Append('\n');
+    }
+
+    /// <summary>
+    /// A headline line in plain words: where PostgreSQL is faster (ratio ≥ 1.05), on par (within 5 %) and slower, with
+    /// by how much, e.g. "PostgreSQL is faster at 1 caller (1.20 ×); Redis is faster at 8 and 32 callers (1.80 × and
+    /// 2.50 × PostgreSQL)".
+    /// </summary>
+    public static string HeadlineWords(IReadOnlyList<(int Callers, double Ratio)> ratios)
+    {
+        ArgumentNullException.ThrowIfNull(ratios);
+        if (ratios.Count == 0)
+        {
+            return "Not measured in this run";
+        }
+
+        var wins = ratios.Where(r => r.Ratio >= 1 + FaultMargin).ToList();
+        var par = ratios.Where(r => r.Ratio > 1 - FaultMargin && r.Ratio < 1 + FaultMargin).ToList();
+        var losses = ratios.Where(r => r.Ratio <= 1 - FaultMargin).ToList();
+        var parts = new List<string>();
+        if (wins.Count > 0)
+        {
+            parts.Add(Format($"PostgreSQL is faster at {CallersList(wins)} ({string.Join(" and ", wins.Select(w => Ratio(w.Ratio, 2) + " ×"))})"));
+        }
+
+        if (par.Count > 0)
+        {
+            parts.Add(Format($"on par at {CallersList(par)}"));
+        }
+
+        if (losses.Count > 0)
+        {
+            parts.Add(Format($"Redis is faster at {CallersList(losses)} ({string.Join(" and ", losses.Select(l => Ratio(1 / l.Ratio, 2) + " ×"))} PostgreSQL)"));
+        }
+
+        var text = string.Join("; ", parts);
+        return char.ToUpperInvariant(text[0]) + text[1..];
+    }
+
+    private static string CallersList(List<(int Callers, double Ratio)> rows) =>
+        List(rows.Select(r => r.Callers).ToList()) + " " + Plural(rows[^1].Callers, "caller", "callers");
+
+    private static void WriteAllocations(StringBuilder md, IReadOnlyList<AllocationResult> allocations)
+    {
+        md.Append("## Allocations per operation\n\n");
+        md.Append(
+            "Bytes allocated per operation by BenchmarkDotNet's memory diagnoser (in process, 1 caller, the same operations " +
+            "the load scenarios time), with each module beside the raw Npgsql call doing the same SQL: “over raw” is what the " +
+            "module allocates beyond it, the returned value included in both. The mean time is BenchmarkDotNet's, from the " +
+            "same short run: a check on the figures, not a benchmark of its own.\n\n");
+        md.Append("| scenario | variant | bytes / operation | over raw | mean µs |\n| --- | --- | ---: | ---: | ---: |\n");
+        foreach (var group in allocations.GroupBy(a => a.Group))
+        {
+            var raw = group.FirstOrDefault(a => RoleOf(a.Variant) == VariantRole.Raw);
+            foreach (var row in group)
+            {
+                var over = raw is null || ReferenceEquals(row, raw) || RoleOf(row.Variant) != VariantRole.Ours
+                    ? "—"
+                    : Format($"{row.BytesPerOperation - raw.BytesPerOperation:+#,0;−#,0;0}");
+                md.Append(Invariant, $"| {Cell(group.Key)} | {Cell(row.Variant)} | {row.BytesPerOperation:N0} | {over} | {row.MeanMicroseconds:N1} |\n");
+            }
+        }
+
+        md.Append('\n');
+    }
+
+    private static void WriteLoads(StringBuilder md, IReadOnlyList<GroupLoad> loads)
+    {
+        md.Append("## Machine load by scenario\n\n");
+        md.Append(
+            "The machine's 1-minute load average just before each scenario's first step and just after its last, per round " +
+            "(on 2 cores, above 2 means work was waiting for a core: the client, the servers and anything else running).\n\n");
+        var rounds = loads.Select(l => l.Round).Distinct().Order().ToList();
+        md.Append("| scenario |");
+        foreach (var round in rounds)
+        {
+            md.Append(Invariant, $" round {round} |");
+        }
+
+        md.Append("\n| --- |");
+        md.Append(string.Concat(Enumerable.Repeat(" ---: |", rounds.Count)));
+        md.Append('\n');
+        foreach (var group in loads.Select(l => l.Group).Distinct())
+        {
+            md.Append(Invariant, $"| {Cell(group)} |");
+            foreach (var round in rounds)
+            {
+                md.Append(loads.FirstOrDefault(l => l.Group == group && l.Round == round) is { } load
+                    ? Format($" {load.Before:F2} → {load.After:F2} |")
+                    : " — |");
+            }
+
+            md.Append('\n');
+        }
+
+        md.Append('\n');
     }
 
     /// <summary>Judges one target against a run's results.</summary>
@@ -275,6 +524,7 @@ internal static class ReportWriter
                 TargetKind.ThroughputAtLeast => Format($"{target.Variant} ÷ {target.Baseline} ({target.Group})"),
                 TargetKind.CostAtMost => Format($"{target.Baseline} ÷ {target.Variant} ({target.Group})"),
                 TargetKind.AbsoluteThroughputAtLeast => Format($"{target.Variant} ops/s ({target.Group})"),
+                TargetKind.AbsoluteP99AtMost => Format($"{target.Variant} p99 latency ({target.Group})"),
                 _ => Format($"{target.Variant} p50 latency ({target.Group})"),
             };
             var verdict = outcome.Verdict switch
@@ -291,7 +541,7 @@ internal static class ReportWriter
         md.Append('\n');
     }
 
-    private static void WriteResults(StringBuilder md, IReadOnlyList<Group> groups, string chartFolder, Action<string, string> writeChart)
+    private static void WriteResults(StringBuilder md, IReadOnlyList<Group> groups, string chartFolder, Action<string, string> writeChart, IReadOnlyList<MeasurementFault> faults)
     {
         md.Append("## Results\n\n");
         if (groups.Count == 0)
@@ -303,8 +553,10 @@ internal static class ReportWriter
         md.Append(
             "Per scenario: a throughput chart; a table with, per variant and concurrency, operations per second and below it " +
             "p50 / p95 / p99 latency in µs (— where not measured; “no latency” for a batch timed as a whole, such as a queue " +
-            "drain, where ops/s are jobs per second and callers are workers); the ratios of ops/s between variants (above 1: " +
-            "the first does more operations per second); and a latency chart where latency was measured.\n\n");
+            "drain, where ops/s are jobs per second and callers are workers); where the step ran in more than one round, the " +
+            "figures are its median round's and the range in brackets is the lowest to the highest ops/s over the rounds; the " +
+            "ratios of ops/s between variants (above 1: the first does more operations per second; “fault” marks a module " +
+            "more than 5 % faster than the raw SQL it wraps); and a latency chart where latency was measured.\n\n");
 
         var usedFiles = new HashSet<string>(StringComparer.Ordinal);
         foreach (var group in groups)
@@ -334,8 +586,8 @@ internal static class ReportWriter
                     md.Append(group.Find(variant, callers) switch
                     {
                         null => " — |",
-                        { } r when !HasLatency(r) => Format($" {r.OpsPerSecond:N0} ops/s<br>no latency |"),
-                        { } r => Format($" {r.OpsPerSecond:N0} ops/s<br>{r.P50:N0} / {r.P95:N0} / {r.P99:N0} µs |"),
+                        { } r when !HasLatency(r) => Format($" {r.OpsPerSecond:N0} ops/s{Spread(r)}<br>no latency |"),
+                        { } r => Format($" {r.OpsPerSecond:N0} ops/s{Spread(r)}<br>{r.P50:N0} / {r.P95:N0} / {r.P99:N0} µs |"),
                     });
                 }
 
@@ -343,7 +595,7 @@ internal static class ReportWriter
             }
 
             md.Append('\n');
-            WriteRatios(md, group);
+            WriteRatios(md, group, faults);
 
             var latencyCallers = group.Callers.Contains(8) ? 8 : group.Callers[^1];
             var measuredAt = group.Variants.Select(v => group.Find(v, latencyCallers)).OfType<LoadResult>().ToList();
@@ -371,7 +623,10 @@ internal static class ReportWriter
         }
     }
 
-    private static void WriteRatios(StringBuilder md, Group group)
+    private static string Spread(LoadResult r) =>
+        r.HasSpread ? Format($"<br>({r.MinOpsPerSecond:N0}–{r.MaxOpsPerSecond:N0})") : "";
+
+    private static void WriteRatios(StringBuilder md, Group group, IReadOnlyList<MeasurementFault> faults)
     {
         var ours = group.Variants.Where(v => RoleOf(v) == VariantRole.Ours).ToList();
         var rows = new List<(string Label, string Numerator, string Denominator)>();
@@ -403,8 +658,9 @@ internal static class ReportWriter
             md.Append(Invariant, $"| {label}: {Cell(numerator)} ÷ {Cell(denominator)} |");
             foreach (var callers in group.Callers)
             {
+                var fault = faults.Any(f => f.Wrapper.Group == group.Name && f.Wrapper.Variant == numerator && f.Wrapper.Baseline == denominator && f.Callers == callers);
                 md.Append(group.Find(numerator, callers) is { } n && group.Find(denominator, callers) is { } d
-                    ? Format($" {Ratio(n.OpsPerSecond / d.OpsPerSecond, 2)} |")
+                    ? Format($" {Ratio(n.OpsPerSecond / d.OpsPerSecond, 2)}{(fault ? " **fault**" : "")} |")
                     : " — |");
             }
 
