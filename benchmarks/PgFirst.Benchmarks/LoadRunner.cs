@@ -19,7 +19,7 @@ namespace PgFirst.Benchmarks;
 /// drains and bulk enqueues) do one batch of work per round instead, with a fixed number of workers. Ratios are read
 /// within one run.
 /// Usage: <c>dotnet run -c Release --project benchmarks/PgFirst.Benchmarks -- load [--seconds N] [--callers 1,8,32]
-/// [--only TEXT] [--jobs N] [--hangfire-jobs N] [--postgres CS] [--redis CFG] [--pgbouncer CS] [--standby CS] [--declared-order] [--unsettled] [--no-warm-up-pass]</c> (the last three reproduce the measurement fault of issue 18: variants in their declared order, raw first, on freshly loaded tables, in a process not yet warmed).
+/// [--only TEXT[|TEXT…]] [--jobs N] [--hangfire-jobs N] [--postgres CS] [--redis CFG] [--pgbouncer CS] [--standby CS] [--declared-order] [--unsettled] [--no-warm-up-pass]</c> (the last three reproduce the measurement fault of issue 18: variants in their declared order, raw first, on freshly loaded tables, in a process not yet warmed).
 /// </summary>
 internal static partial class LoadRunner
 {
@@ -50,6 +50,9 @@ internal static partial class LoadRunner
         var callers = (OptionText(args, "--callers") ?? (quick ? "1,8" : "1,8,32")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
         Keys = (int)OptionDouble(args, "--keys", quick ? 10_000 : 100_000);
         Jobs = (int)OptionDouble(args, "--jobs", 20_000);
+        Sizes = (OptionText(args, "--sizes") ?? (quick ? "10000,100000" : "10000,1000000,10000000")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        ExpiredRows = (int)OptionDouble(args, "--expired", quick ? 100_000 : 1_000_000);
+        SizesLoaded.Clear();
         HangfireJobCount = (int)OptionDouble(args, "--hangfire-jobs", quick ? 200 : 1_000);
         StepDuration = TimeSpan.FromSeconds(seconds);
         StepWarmUp = TimeSpan.FromSeconds(warmUp);
@@ -75,7 +78,8 @@ internal static partial class LoadRunner
         Progress($"preparing {Keys:N0} cache keys and {Sessions:N0} sessions on each backend");
         await PrepareAsync();
 
-        var scenarios = Scenarios().Where(s => only is null || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
+        // --only "a|b" keeps the scenarios whose name contains any of the parts.
+        var scenarios = Scenarios().Where(s => only is null || only.Split('|').Any(part => s.Name.Contains(part, StringComparison.Ordinal))).ToList();
         var rounds = (int)OptionDouble(args, "--repeat", quick ? 1 : 3);
         var measured = new Dictionary<(string Name, int Callers), List<Measurement>>();
         var order = new List<(Scenario Scenario, int Callers)>();
@@ -197,10 +201,12 @@ internal static partial class LoadRunner
         }
 
         LastAllocations = allocations;
+        var growth = Growth(results);
+        await DropSizedSchemasAsync();
         if (report is not null)
         {
             var settings = await SettingsAsync(quick, seconds, warmUp, callers, rounds);
-            var run = new LoadRun(started, clock.Elapsed, await MachineAsync(), settings, results, Findings.OrderBy(f => f.Key, StringComparer.Ordinal).ToList(), loads, allocations);
+            var run = new LoadRun(started, clock.Elapsed, await MachineAsync(), settings, results, Findings.OrderBy(f => f.Key, StringComparer.Ordinal).ToList(), loads, allocations, growth);
             Directory.CreateDirectory(charts);
             var markdown = ReportWriter.Write(run, Targets, charts.Replace('\\', '/'), (file, svg) => File.WriteAllText(Path.Combine(charts, file), svg), Wrappers, Headline);
             await File.WriteAllTextAsync(report, markdown);
@@ -342,6 +348,7 @@ internal static partial class LoadRunner
         Batch($"{BulkEnqueueGroup}: {HangfireEnqueueVariant}", HangfireEnqueueAsync),
         Batch($"{LatencyGroup}: PgQueue", () => EnqueueToStartAsync(redis: false), medianByP50: true),
         Batch($"{LatencyGroup}: Redis twin", () => EnqueueToStartAsync(redis: true), medianByP50: true),
+        .. SizeScenarios(),
     ];
 
     // The targets the module issues set, judged by the report within this run.
@@ -483,7 +490,7 @@ internal static partial class LoadRunner
     // first step to read each row pays for writing them, and autovacuum, woken by the load, runs during some steps and
     // not others), ANALYZE gives the planner the table's real size, and CHECKPOINT writes the dirty pages now rather
     // than during a step. Whichever variant ran first on a freshly loaded table used to pay all three.
-    private static async Task SettleAsync()
+    private static async Task SettleAsync(params string[] schemas)
     {
         if (Unsettled)
         {
@@ -494,7 +501,7 @@ internal static partial class LoadRunner
         var tables = new List<string>();
         await using (var list = dataSource.CreateCommand("SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE schemaname = ANY($1)"))
         {
-            list.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [Schema, LoggedSchema] });
+            list.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = schemas.Length == 0 ? [Schema, LoggedSchema] : schemas });
             await using var reader = await list.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {

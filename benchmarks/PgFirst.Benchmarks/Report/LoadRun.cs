@@ -67,7 +67,8 @@ internal sealed record LoadRun(
     IReadOnlyList<LoadResult> Results,
     IReadOnlyList<KeyValuePair<string, string>>? Findings = null,
     IReadOnlyList<GroupLoad>? Loads = null,
-    IReadOnlyList<AllocationResult>? Allocations = null);
+    IReadOnlyList<AllocationResult>? Allocations = null,
+    IReadOnlyList<KeyValuePair<string, string>>? Growth = null);
 
 /// <summary>How a target compares a variant with its baseline, or with an absolute figure.</summary>
 internal enum TargetKind

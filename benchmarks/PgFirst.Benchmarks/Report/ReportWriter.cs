@@ -107,6 +107,11 @@ internal static class ReportWriter
             WritePairs(md, "Correctness measured in this run", findings);
         }
 
+        if (run.Growth is { Count: > 0 } growth)
+        {
+            WritePairs(md, "Cost as the work grows", growth);
+        }
+
         if (run.Allocations is { Count: > 0 } allocations)
         {
             WriteAllocations(md, allocations);
