@@ -135,7 +135,7 @@ internal static partial class LoadRunner
             for (var g = 0; g < groupsInOrder.Count; g++)
             {
                 var before = LoadAverage();
-                foreach (var scenario in Shuffled(groupsInOrder[g].ToList(), round, g))
+                foreach (var scenario in Shuffled(groupsInOrder[g], round, g))
                 {
                     if (scenario.Create is not { } create)
                     {
@@ -224,7 +224,7 @@ internal static partial class LoadRunner
     private static string GroupOf(string scenario) => scenario[..scenario.IndexOf(": ", StringComparison.Ordinal)];
 
     /// <summary>The variants of one group in the order round <paramref name="round"/> runs them: a seeded shuffle.</summary>
-    internal static List<T> Shuffled<T>(List<T> variants, int round, int group)
+    internal static List<T> Shuffled<T>(IEnumerable<T> variants, int round, int group)
     {
         var shuffled = variants.ToList();
         if (DeclaredOrder)

@@ -90,10 +90,11 @@ internal static class ReportWriter
 
         wrappers ??= [];
         var groups = Groups(run.Results);
-        var faults = FindFaults(wrappers, run.Results);
+        var comparisons = Comparisons(wrappers, run.Results).ToList();
+        var faults = Faults(comparisons);
         var md = new StringBuilder();
         WriteIntroduction(md, run, groups);
-        WriteVerdict(md, run, wrappers, faults);
+        WriteVerdict(md, wrappers, comparisons.Count, faults);
         if (headline is { Count: > 0 })
         {
             WriteHeadline(md, groups, headline);
@@ -134,17 +135,11 @@ internal static class ReportWriter
     {
         ArgumentNullException.ThrowIfNull(wrappers);
         ArgumentNullException.ThrowIfNull(results);
-        var faults = new List<MeasurementFault>();
-        foreach (var (wrapper, callers, ratio) in Comparisons(wrappers, results))
-        {
-            if (ratio > 1 + FaultMargin)
-            {
-                faults.Add(new(wrapper, callers, ratio));
-            }
-        }
-
-        return faults;
+        return Faults(Comparisons(wrappers, results));
     }
+
+    private static List<MeasurementFault> Faults(IEnumerable<(LoadWrapper Wrapper, int Callers, double Ratio)> comparisons) =>
+        comparisons.Where(c => c.Ratio > 1 + FaultMargin).Select(c => new MeasurementFault(c.Wrapper, c.Callers, c.Ratio)).ToList();
 
     // Every wrapper at every concurrency where both it and its baseline were measured (the first row of each, as the
     // tables show).
@@ -163,10 +158,9 @@ internal static class ReportWriter
         }
     }
 
-    private static void WriteVerdict(StringBuilder md, LoadRun run, IReadOnlyList<LoadWrapper> wrappers, IReadOnlyList<MeasurementFault> faults)
+    private static void WriteVerdict(StringBuilder md, IReadOnlyList<LoadWrapper> wrappers, int compared, List<MeasurementFault> faults)
     {
         md.Append("## Verdict\n\n");
-        var compared = Comparisons(wrappers, run.Results).Count();
         if (wrappers.Count == 0)
         {
             md.Append("This run was not checked for measurement faults: no module was paired with the raw SQL it wraps.\n\n");
