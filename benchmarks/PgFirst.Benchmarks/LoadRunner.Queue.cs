@@ -96,33 +96,8 @@ internal static partial class LoadRunner
         await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
         await EnqueueDrainJobsAsync(dataSource);
         var schema = $"\"{Schema}\"";
-        var claimSql = $"""
-            WITH picked AS MATERIALIZED (
-                SELECT c.id, c.run_at
-                FROM {schema}.job AS c
-                WHERE c.queue = $1
-                  AND c.state = 0
-                ORDER BY c.priority DESC, c.run_at, c.id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE {schema}.job AS j
-            SET state = 1,
-                attempt = j.attempt + 1,
-                lease = j.lease + 1,
-                run_at = $4,
-                claimed_at = $3,
-                claimed_by = $5
-            FROM picked
-            WHERE j.id = picked.id
-            RETURNING j.id, j.lease, j.kind, j.payload::text, j.attempt, j.max_attempts, j.enqueued_at, picked.run_at, j.trace_parent, j.errors::text
-            """;
-        var ackSql = $"""
-            DELETE FROM {schema}.job AS j
-            USING unnest($1::bigint[], $2::bigint[]) AS d(id, lease)
-            WHERE j.id = d.id
-              AND j.lease = d.lease
-            """;
+        var claimSql = LeaseClaimSql(schema);
+        var ackSql = LeaseAckSql(schema);
 
         async Task<int> WorkerAsync()
         {
@@ -189,6 +164,37 @@ internal static partial class LoadRunner
 
         return new(DrainWorkers, DrainJobs / elapsed.TotalSeconds, 0, 0, 0);
     }
+
+    // PgQueue's lease claim (PgQueueSql.Claim): $1 queue, $2 batch size, $3 now, $4 lease expiry, $5 worker.
+    private static string LeaseClaimSql(string schema) => $"""
+        WITH picked AS MATERIALIZED (
+            SELECT c.id, c.run_at
+            FROM {schema}.job AS c
+            WHERE c.queue = $1
+              AND c.state = 0
+            ORDER BY c.priority DESC, c.run_at, c.id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE {schema}.job AS j
+        SET state = 1,
+            attempt = j.attempt + 1,
+            lease = j.lease + 1,
+            run_at = $4,
+            claimed_at = $3,
+            claimed_by = $5
+        FROM picked
+        WHERE j.id = picked.id
+        RETURNING j.id, j.lease, j.kind, j.payload::text, j.attempt, j.max_attempts, j.enqueued_at, picked.run_at, j.trace_parent, j.errors::text
+        """;
+
+    // PgQueue's acknowledgement of succeeded jobs (deleted, no history): $1 ids, $2 leases.
+    private static string LeaseAckSql(string schema) => $"""
+        DELETE FROM {schema}.job AS j
+        USING unnest($1::bigint[], $2::bigint[]) AS d(id, lease)
+        WHERE j.id = d.id
+          AND j.lease = d.lease
+        """;
 
     // The drains' jobs, enqueued as an app would (one EnqueueManyAsync) by a host without workers.
     private static async Task EnqueueDrainJobsAsync(NpgsqlDataSource dataSource)
@@ -476,11 +482,25 @@ internal static partial class LoadRunner
         /// <summary>Gets the Stopwatch timestamp of the first handled job, or 0 before it.</summary>
         public long FirstAt => Interlocked.Read(ref _firstAt);
 
+        private long _reachedAt;
+
+        /// <summary>Gets or sets a count whose moment <see cref="ReachedAt"/> records; 0 for none.</summary>
+        public long Target { get; set; }
+
+        /// <summary>Gets the Stopwatch timestamp of the handled job that made the count <see cref="Target"/>, or 0 before it.</summary>
+        public long ReachedAt => Interlocked.Read(ref _reachedAt);
+
         public void Increment()
         {
-            if (Interlocked.Increment(ref _count) == 1)
+            var count = Interlocked.Increment(ref _count);
+            if (count == 1)
             {
                 Interlocked.Exchange(ref _firstAt, Stopwatch.GetTimestamp());
+            }
+
+            if (count == Target)
+            {
+                Interlocked.Exchange(ref _reachedAt, Stopwatch.GetTimestamp());
             }
         }
 

@@ -81,15 +81,17 @@ internal static partial class LoadRunner
     private static (ServiceProvider Provider, Func<ValueTask> Dispose) SessionServices(
         bool redis,
         Topology topology = Topology.Direct,
-        PgSessionDurability durability = PgSessionDurability.Synchronous)
+        PgSessionDurability durability = PgSessionDurability.Synchronous,
+        string? schema = null,
+        TimeSpan? touchInterval = null)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        var (dataSource, options) = PostgresFor(topology, Schema);
+        var (dataSource, options) = PostgresFor(topology, schema ?? Schema);
         services.AddSingleton(dataSource);
         var first = services.AddPgFirst(o =>
         {
-            o.SchemaName = Schema;
+            o.SchemaName = schema ?? Schema;
             o.Pooler = options.Pooler;
             o.Replicas.ConnectionString = options.Replicas.ConnectionString;
             o.Replicas.SampleInterval = options.Replicas.SampleInterval;
@@ -107,8 +109,8 @@ internal static partial class LoadRunner
 
         services.AddPgSessions(o =>
         {
-            o.IdleTimeout = TimeSpan.FromHours(2);
-            o.TouchInterval = TouchInterval;
+            o.IdleTimeout = touchInterval is null ? TimeSpan.FromHours(2) : TimeSpan.FromHours(24);
+            o.TouchInterval = touchInterval ?? TouchInterval;
             o.CommitDurability = durability;
             if (topology == Topology.Standby)
             {
@@ -308,13 +310,15 @@ internal static partial class LoadRunner
                 });
         }
 
-        private static async Task RequestAsync(ISessionStore store, long i, bool modify)
+        private static Task RequestAsync(ISessionStore store, long i, bool modify) => RequestAsync(store, SessionKey(i), modify);
+
+        private static async Task RequestAsync(ISessionStore store, string key, bool modify)
         {
-            var session = store.Create(SessionKey(i), TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: false);
+            var session = store.Create(key, TimeSpan.FromHours(2), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: false);
             await session.LoadAsync();
             if (!session.TryGetValue("cart", out var cart))
             {
-                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"Session {i % Sessions} has no cart."));
+                throw new InvalidOperationException($"Session {key} has no cart.");
             }
 
             if (modify)

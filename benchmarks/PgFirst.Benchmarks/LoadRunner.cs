@@ -53,7 +53,10 @@ internal static partial class LoadRunner
         DrainJobs = (int)OptionDouble(args, "--drain-jobs", quick ? 20_000 : 100_000);
         Sizes = (OptionText(args, "--sizes") ?? (quick ? "10000,100000" : "10000,1000000,10000000")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
         ExpiredRows = (int)OptionDouble(args, "--expired", quick ? 100_000 : 1_000_000);
+        SessionSizes = (OptionText(args, "--session-sizes") ?? (quick ? "10000,100000" : "10000,1000000")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
+        Backlogs = (OptionText(args, "--backlogs") ?? (quick ? "10000,100000" : "10000,100000,1000000")).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
         SizesLoaded.Clear();
+        SessionSizesLoaded.Clear();
         HangfireJobCount = (int)OptionDouble(args, "--hangfire-jobs", quick ? 200 : 1_000);
         StepDuration = TimeSpan.FromSeconds(seconds);
         StepWarmUp = TimeSpan.FromSeconds(warmUp);

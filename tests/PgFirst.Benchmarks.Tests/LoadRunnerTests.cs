@@ -21,7 +21,7 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
             var exitCode = await LoadRunner.RunAsync(
             [
                 "load", "--seconds", "1", "--warm-up", "0.1", "--callers", "1", "--repeat", "1", "--keys", "1000",
-                "--jobs", "500", "--drain-jobs", "500", "--hangfire-jobs", "20", "--sizes", "1000,3000", "--expired", "2000",
+                "--jobs", "500", "--drain-jobs", "500", "--hangfire-jobs", "20", "--sizes", "1000,3000", "--session-sizes", "1000,3000", "--backlogs", "1000,3000", "--expired", "2000",
                 "--schema", schema, "--redis-prefix", prefix,
                 "--postgres", postgres.ConnectionString, "--redis", redis.Configuration,
                 "--pgbouncer", postgres.PoolerConnectionString, "--standby", PostgresServer.StandbyConnectionString,
