@@ -86,13 +86,14 @@ internal static partial class LoadRunner
         var scenarios = Scenarios().Where(s => only is null || only.Split('|').Any(part => s.Name.Contains(part, StringComparison.Ordinal))).ToList();
         var rounds = (int)OptionDouble(args, "--repeat", quick ? 1 : 3);
         var measured = new Dictionary<(string Name, int Callers), List<Measurement>>();
+        var byRound = new Dictionary<(string Name, int Callers), double[]>();
         var order = new List<(Scenario Scenario, int Callers)>();
         Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
         Console.WriteLine($"| --- | --- | --- | --- | --- | --- |");
         var step = 0;
         var steps = rounds * scenarios.Sum(s => s.Create is null ? 1 : callers.Length);
 
-        void Record(Scenario scenario, Measurement result)
+        void Record(Scenario scenario, int round, Measurement result)
         {
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
@@ -101,9 +102,11 @@ internal static partial class LoadRunner
             {
                 measured[(scenario.Name, result.Callers)] = list = [];
                 order.Add((scenario, result.Callers));
+                byRound[(scenario.Name, result.Callers)] = Enumerable.Repeat(double.NaN, rounds).ToArray();
             }
 
             list.Add(result);
+            byRound[(scenario.Name, result.Callers)][round - 1] = result.OpsPerSecond;
         }
 
         // Rounds are interleaved (every scenario once, then again) so that drift on a noisy machine spreads over all
@@ -146,7 +149,7 @@ internal static partial class LoadRunner
                         Progress($"[{++step}/{steps}] {scenario.Name}{ofRounds}");
                         if (await TryRunAsync(scenario.Name, round, scenario.Run!) is { } batch)
                         {
-                            Record(scenario, batch);
+                            Record(scenario, round, batch);
                         }
 
                         continue;
@@ -161,7 +164,7 @@ internal static partial class LoadRunner
                                 return await MeasureAsync(measuredStep, count, StepWarmUp, StepDuration);
                             }) is { } measurement)
                         {
-                            Record(scenario, measurement);
+                            Record(scenario, round, measurement);
                         }
                     }
                 }
@@ -187,7 +190,8 @@ internal static partial class LoadRunner
                 median.P99,
                 rounded.Count,
                 rounded.Min(m => m.OpsPerSecond),
-                rounded.Max(m => m.OpsPerSecond)));
+                rounded.Max(m => m.OpsPerSecond),
+                byRound[(scenario.Name, count)]));
         }
 
         LastResults = results;

@@ -36,6 +36,28 @@ public partial class ReportWriterTests
     }
 
     [Fact]
+    public void FindFaults_WithRoundFigures_JudgesTheMedianOfRatiosWithinRounds_NotTheRatioOfMedians()
+    {
+        // Round by round the module is at 0.95, 1.02 and 0.98 of its baseline (median 0.98): no fault. The machine ran
+        // 10 % faster in round 2, so the medians (10,200 over 10,000) come from different rounds and say 1.02; with a
+        // slower baseline round 3 they would say 1.07 and flag a fault the rounds do not show.
+        var raw = new LoadResult(Cache, "raw prepared call of cache_get", 1, 10_000, 1, 1, 1, 3, 9_000, 11_000, [11_000, 10_000, 9_000]);
+        var ours = new LoadResult(Cache, "PgCache", 1, 10_200, 1, 1, 1, 3, 8_820, 10_450, [10_450, 10_200, 8_820]);
+        var skewed = raw with { OpsPerSecond = 9_500, RoundOpsPerSecond = [11_000, 10_000, 9_500] };
+
+        Assert.Equal(0.98, ours.RatioTo(raw), 6);
+        Assert.Empty(ReportWriter.FindFaults(Wrappers, [raw, ours]));
+        Assert.Equal(10_200 / 9_500.0, (ours with { RoundOpsPerSecond = null }).RatioTo(skewed), 6);
+        Assert.Single(ReportWriter.FindFaults(Wrappers, [skewed, ours with { RoundOpsPerSecond = null }]));
+        Assert.Empty(ReportWriter.FindFaults(Wrappers, [skewed, ours]));
+
+        // A round that failed on one side (NaN) is left out; with fewer than two shared rounds the shown figures decide.
+        var gappy = ours with { RoundOpsPerSecond = [double.NaN, 10_200, 8_820] };
+        Assert.Equal((1.02 + 0.98) / 2, gappy.RatioTo(raw), 6);
+        Assert.Equal(10_200 / 10_000.0, (ours with { RoundOpsPerSecond = [double.NaN, double.NaN, 8_820] }).RatioTo(raw), 6);
+    }
+
+    [Fact]
     public void Write_Fault_IsTheVerdictAtTheTop_ListsTheStep_AndMarksTheRatio()
     {
         var markdown = ReportWriter.Write(FaultyRun(), Targets, ChartFolder, (_, _) => { }, Wrappers);

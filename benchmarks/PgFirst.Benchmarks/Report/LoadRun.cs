@@ -11,6 +11,10 @@ namespace PgFirst.Benchmarks.Report;
 /// <param name="Rounds">How many rounds measured this step; the figures above are the median round's.</param>
 /// <param name="MinOpsPerSecond">The lowest ops/s of any round (the spread); 0 when not recorded.</param>
 /// <param name="MaxOpsPerSecond">The highest ops/s of any round; 0 when not recorded.</param>
+/// <param name="RoundOpsPerSecond">
+/// Ops/s by round (index 0 is round 1; NaN where that round failed), so two variants can be compared round by round;
+/// null when not recorded.
+/// </param>
 internal sealed record LoadResult(
     string Group,
     string Variant,
@@ -21,10 +25,42 @@ internal sealed record LoadResult(
     double P99,
     int Rounds = 1,
     double MinOpsPerSecond = 0,
-    double MaxOpsPerSecond = 0)
+    double MaxOpsPerSecond = 0,
+    IReadOnlyList<double>? RoundOpsPerSecond = null)
 {
     /// <summary>Gets a value indicating whether the spread over rounds was recorded (more than one round).</summary>
     public bool HasSpread => Rounds > 1 && MaxOpsPerSecond > 0;
+
+    /// <summary>
+    /// This result's ops/s ÷ <paramref name="other"/>'s. Where both were measured in the same two or more rounds, it is
+    /// the median of the ratios taken within each round: the two variants of a round ran minutes apart at most, so a
+    /// machine that drifts between rounds (the load here moves ±5-10 % from round to round) moves both sides of each
+    /// ratio, where a ratio of the two medians can take its numerator and denominator from different rounds. Otherwise
+    /// the ratio of the figures shown.
+    /// </summary>
+    public double RatioTo(LoadResult other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (RoundOpsPerSecond is { } mine && other.RoundOpsPerSecond is { } theirs)
+        {
+            var ratios = new List<double>();
+            for (var round = 0; round < Math.Min(mine.Count, theirs.Count); round++)
+            {
+                if (mine[round] > 0 && theirs[round] > 0)
+                {
+                    ratios.Add(mine[round] / theirs[round]);
+                }
+            }
+
+            if (ratios.Count >= 2)
+            {
+                ratios.Sort();
+                return ratios.Count % 2 == 1 ? ratios[ratios.Count / 2] : (ratios[(ratios.Count / 2) - 1] + ratios[ratios.Count / 2]) / 2;
+            }
+        }
+
+        return OpsPerSecond / other.OpsPerSecond;
+    }
 }
 
 /// <summary>The machine's 1-minute load average just before and just after one group's steps in one round.</summary>

@@ -152,7 +152,7 @@ internal static class ReportWriter
             {
                 if (results.FirstOrDefault(r => r.Group == wrapper.Group && r.Variant == wrapper.Baseline && r.Callers == row.Callers) is { } baseline)
                 {
-                    yield return (wrapper, row.Callers, row.OpsPerSecond / baseline.OpsPerSecond);
+                    yield return (wrapper, row.Callers, row.RatioTo(baseline));
                 }
             }
         }
@@ -221,7 +221,7 @@ internal static class ReportWriter
         {
             var group = byName.GetValueOrDefault(row.Group);
             var ratios = callers
-                .Select(c => (Callers: c, Ratio: group?.Find(row.Variant, c) is { } n && group.Find(row.Versus, c) is { } d ? n.OpsPerSecond / d.OpsPerSecond : (double?)null))
+                .Select(c => (Callers: c, Ratio: group?.Find(row.Variant, c) is { } n && group.Find(row.Versus, c) is { } d ? n.RatioTo(d) : (double?)null))
                 .ToList();
             md.Append(Invariant, $"| {Cell(row.Operation)} | {Cell(row.Variant)} ÷ {Cell(row.Versus)} |");
             foreach (var (_, ratio) in ratios)
@@ -379,8 +379,8 @@ internal static class ReportWriter
 
             var figure = target.Kind switch
             {
-                TargetKind.ThroughputAtLeast => variant.OpsPerSecond / baseline!.OpsPerSecond,
-                TargetKind.CostAtMost => baseline!.OpsPerSecond / variant.OpsPerSecond,
+                TargetKind.ThroughputAtLeast => variant.RatioTo(baseline!),
+                TargetKind.CostAtMost => baseline!.RatioTo(variant),
                 TargetKind.AbsoluteThroughputAtLeast => variant.OpsPerSecond,
                 TargetKind.AbsoluteP99AtMost => variant.P99,
                 _ => variant.P50,
@@ -554,8 +554,10 @@ internal static class ReportWriter
             "p50 / p95 / p99 latency in µs (— where not measured; “no latency” for a batch timed as a whole, such as a queue " +
             "drain, where ops/s are jobs per second and callers are workers); where the step ran in more than one round, the " +
             "figures are its median round's and the range in brackets is the lowest to the highest ops/s over the rounds; the " +
-            "ratios of ops/s between variants (above 1: the first does more operations per second; “fault” marks a module " +
-            "more than 5 % faster than the raw SQL it wraps); and a latency chart where latency was measured.\n\n");
+            "ratios of ops/s between variants (above 1: the first does more operations per second; where both ran in the " +
+            "same rounds, the median of the ratios taken within each round, so drift between rounds does not enter a ratio; " +
+            "“fault” marks a module more than 5 % faster than the raw SQL it wraps; the verdict, targets and headline use " +
+            "the same ratios); and a latency chart where latency was measured.\n\n");
 
         var usedFiles = new HashSet<string>(StringComparer.Ordinal);
         foreach (var group in groups)
@@ -659,7 +661,7 @@ internal static class ReportWriter
             {
                 var fault = faults.Any(f => f.Wrapper.Group == group.Name && f.Wrapper.Variant == numerator && f.Wrapper.Baseline == denominator && f.Callers == callers);
                 md.Append(group.Find(numerator, callers) is { } n && group.Find(denominator, callers) is { } d
-                    ? Format($" {Ratio(n.OpsPerSecond / d.OpsPerSecond, 2)}{(fault ? " **fault**" : "")} |")
+                    ? Format($" {Ratio(n.RatioTo(d), 2)}{(fault ? " **fault**" : "")} |")
                     : " — |");
             }
 
