@@ -1,0 +1,2 @@
+[assembly: AssemblyFixture(typeof(PgFirst.Testing.PostgresServer))]
+[assembly: AssemblyFixture(typeof(PgFirst.Testing.RedisServer))]
