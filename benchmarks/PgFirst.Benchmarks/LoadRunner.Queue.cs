@@ -95,9 +95,8 @@ internal static partial class LoadRunner
         await ResetQueueAsync(redis: false);
         await using var dataSource = NpgsqlDataSource.Create(BenchmarkServers.Postgres);
         await EnqueueDrainJobsAsync(dataSource);
-        var schema = $"\"{Schema}\"";
-        var claimSql = LeaseClaimSql(schema);
-        var ackSql = LeaseAckSql(schema);
+        var claimSql = LeaseClaimSql(Schema);
+        var ackSql = LeaseAckSql(Schema);
 
         async Task<int> WorkerAsync()
         {
@@ -157,7 +156,7 @@ internal static partial class LoadRunner
         var drained = (await Task.WhenAll(Enumerable.Range(0, DrainWorkers).Select(_ => Task.Run(WorkerAsync)))).Sum();
         var elapsed = Stopwatch.GetElapsedTime(started);
         Require(drained == DrainJobs, $"The raw lease drain acknowledged {drained} of {DrainJobs} jobs.");
-        await using (var left = dataSource.CreateCommand($"SELECT count(*) FROM {schema}.job"))
+        await using (var left = dataSource.CreateCommand($"SELECT count(*) FROM \"{Schema}\".job"))
         {
             Require((long)(await left.ExecuteScalarAsync())! == 0, "The raw lease drain left jobs in the table.");
         }
@@ -165,36 +164,12 @@ internal static partial class LoadRunner
         return new(DrainWorkers, DrainJobs / elapsed.TotalSeconds, 0, 0, 0);
     }
 
-    // PgQueue's lease claim (PgQueueSql.Claim): $1 queue, $2 batch size, $3 now, $4 lease expiry, $5 worker.
-    private static string LeaseClaimSql(string schema) => $"""
-        WITH picked AS MATERIALIZED (
-            SELECT c.id, c.run_at
-            FROM {schema}.job AS c
-            WHERE c.queue = $1
-              AND c.state = 0
-            ORDER BY c.priority DESC, c.run_at, c.id
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE {schema}.job AS j
-        SET state = 1,
-            attempt = j.attempt + 1,
-            lease = j.lease + 1,
-            run_at = $4,
-            claimed_at = $3,
-            claimed_by = $5
-        FROM picked
-        WHERE j.id = picked.id
-        RETURNING j.id, j.lease, j.kind, j.payload::text, j.attempt, j.max_attempts, j.enqueued_at, picked.run_at, j.trace_parent, j.errors::text
-        """;
+    // PgQueue's own claim and acknowledgement statements (PgQueueSql, shared through InternalsVisibleTo), so the raw
+    // lease baseline can never drift from what PgQueue runs: claim $1 queue, $2 batch size, $3 now, $4 lease expiry,
+    // $5 worker; acknowledgement $1 ids, $2 leases.
+    private static string LeaseClaimSql(string schemaName) => new PgQueue.Internal.PgQueueSql(schemaName).Claim;
 
-    // PgQueue's acknowledgement of succeeded jobs (deleted, no history): $1 ids, $2 leases.
-    private static string LeaseAckSql(string schema) => $"""
-        DELETE FROM {schema}.job AS j
-        USING unnest($1::bigint[], $2::bigint[]) AS d(id, lease)
-        WHERE j.id = d.id
-          AND j.lease = d.lease
-        """;
+    private static string LeaseAckSql(string schemaName) => new PgQueue.Internal.PgQueueSql(schemaName).CompleteDelete;
 
     // The drains' jobs, enqueued as an app would (one EnqueueManyAsync) by a host without workers.
     private static async Task EnqueueDrainJobsAsync(NpgsqlDataSource dataSource)

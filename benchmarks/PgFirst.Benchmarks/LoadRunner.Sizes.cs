@@ -280,7 +280,7 @@ internal static partial class LoadRunner
         var latencies = new long[claims];
         await using (var connection = await dataSource.OpenConnectionAsync())
         {
-            await using var claim = new NpgsqlCommand(LeaseClaimSql(schema), connection);
+            await using var claim = new NpgsqlCommand(LeaseClaimSql(Schema), connection);
             claim.Parameters.Add(new NpgsqlParameter<string> { TypedValue = "default", NpgsqlDbType = NpgsqlDbType.Text });
             claim.Parameters.Add(new NpgsqlParameter<int> { TypedValue = 1, NpgsqlDbType = NpgsqlDbType.Integer });
             claim.Parameters.Add(new NpgsqlParameter<DateTime> { NpgsqlDbType = NpgsqlDbType.TimestampTz });
