@@ -757,6 +757,20 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
             }
         }
 
+        void ToMembers(ConcurrentDictionary<string, HubConnectionStore> stores)
+        {
+            foreach (var name in envelope.Targets)
+            {
+                if (stores.TryGetValue(name, out var store))
+                {
+                    foreach (var connection in store)
+                    {
+                        To(connection);
+                    }
+                }
+            }
+        }
+
         switch (envelope.Target)
         {
             case TargetKind.All:
@@ -778,30 +792,10 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
                 break;
             case TargetKind.Groups:
                 // Once per group named, as SignalR's own managers do: a connection in two of the groups gets it twice.
-                foreach (var name in envelope.Targets)
-                {
-                    if (_groups.TryGetValue(name, out var group))
-                    {
-                        foreach (var connection in group)
-                        {
-                            To(connection);
-                        }
-                    }
-                }
-
+                ToMembers(_groups);
                 break;
             case TargetKind.Users:
-                foreach (var name in envelope.Targets)
-                {
-                    if (_users.TryGetValue(name, out var user))
-                    {
-                        foreach (var connection in user)
-                        {
-                            To(connection);
-                        }
-                    }
-                }
-
+                ToMembers(_users);
                 break;
         }
 
