@@ -70,7 +70,6 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
     // connection is being added to it (the sends read the stores without it).
     private readonly Lock _membership = new();
     private TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile bool _isListening;
     private long _lastId;
     private int _disposed;
 
@@ -138,10 +137,10 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
     public string Channel { get; }
 
     /// <summary>Gets a value indicating whether the listen connection is open and LISTENing.</summary>
-    public bool IsListening => _isListening;
+    public bool IsListening => _listener.ProcessId != 0;
 
     /// <summary>Gets the PostgreSQL backend pid of the listen connection, or 0 when not listening (for operators: <c>pg_stat_activity</c>).</summary>
-    public int ListenerProcessId => _isListening ? _listener.ProcessId : 0;
+    public int ListenerProcessId => _listener.ProcessId;
 
     /// <summary>Gets the id of this instance in the backplane's messages (for logs).</summary>
     public Guid ServerId => _serverId;
@@ -150,7 +149,7 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
     /// <param name="cancellationToken">The cancellation token.</param>
     /// <returns>A task that completes when listening.</returns>
     public Task WaitUntilListeningAsync(CancellationToken cancellationToken = default) =>
-        _isListening ? Task.CompletedTask : Volatile.Read(ref _listening).Task.WaitAsync(cancellationToken);
+        IsListening ? Task.CompletedTask : Volatile.Read(ref _listening).Task.WaitAsync(cancellationToken);
 
     /// <inheritdoc />
     public override async Task OnConnectedAsync(HubConnectionContext connection)
@@ -434,7 +433,6 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
 
     void IPgNotificationHandler.OnListening(int processId, bool reconnection)
     {
-        _isListening = true;
         LogListening(_logger, Channel, processId, reconnection);
         if (reconnection)
         {
@@ -446,12 +444,12 @@ public sealed partial class PgHubLifetimeManager<THub> : HubLifetimeManager<THub
 
     void IPgNotificationHandler.OnLost(Exception exception, TimeSpan retryIn)
     {
-        if (_isListening)
+        // The listener has set its pid to 0 already; the next wait is for the next OnListening.
+        if (Volatile.Read(ref _listening).Task.IsCompleted)
         {
             Volatile.Write(ref _listening, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         }
 
-        _isListening = false;
         LogListenFailed(_logger, exception, Channel, retryIn);
     }
 
