@@ -14,7 +14,11 @@ using StackExchange.Redis;
 namespace PgFirst.SignalR.Tests;
 
 /// <summary>The hub every test instance maps at <c>/hub</c>.</summary>
-public sealed class TestHub : Hub;
+public sealed class TestHub : Hub
+{
+    /// <summary>Answers with the caller's connection id: a hub method runs only once the connection is registered.</summary>
+    public string Ping() => Context.ConnectionId;
+}
 
 /// <summary>The user of a connection: the <c>user</c> query parameter, as an app would take it from a claim.</summary>
 internal sealed class QueryUserIdProvider : IUserIdProvider
@@ -118,6 +122,11 @@ internal sealed class SignalRCluster(PostgresServer postgres, RedisServer redis)
             var client = new Client(connection);
             await connection.StartAsync(Ct);
             _clients.Add(client);
+
+            // StartAsync returns at the handshake, which the server sends before the lifetime manager has registered
+            // the connection: a group change from another instance in that gap finds no owner (the Redis backplane
+            // then waits 30 s for an ack). A hub call is served only after registration.
+            Assert.Equal(client.Id, await connection.InvokeAsync<string>("Ping", Ct));
             return client;
         }
 
