@@ -36,6 +36,13 @@ internal static partial class LoadRunner
     /// <summary>Gets the results of the last run, in the order measured.</summary>
     internal static IReadOnlyList<LoadResult> LastResults { get; private set; } = [];
 
+    /// <summary>
+    /// Where the running table of results goes: standard output unless set. A test sets its own writer, because an
+    /// xunit v3 test process speaks to its runner over standard output and a line written there from a test can
+    /// land inside one of the runner's messages.
+    /// </summary>
+    internal static TextWriter? Table { get; set; }
+
     /// <summary>Gets the allocation figures of the last run (empty with <c>--no-allocations</c>).</summary>
     internal static IReadOnlyList<AllocationResult> LastAllocations { get; private set; } = [];
 
@@ -88,14 +95,15 @@ internal static partial class LoadRunner
         var measured = new Dictionary<(string Name, int Callers), List<Measurement>>();
         var byRound = new Dictionary<(string Name, int Callers), double[]>();
         var order = new List<(Scenario Scenario, int Callers)>();
-        Console.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
-        Console.WriteLine($"| --- | --- | --- | --- | --- | --- |");
+        var table = Table ?? Console.Out;
+        table.WriteLine($"| scenario | callers | ops/s | p50 µs | p95 µs | p99 µs |");
+        table.WriteLine($"| --- | --- | --- | --- | --- | --- |");
         var step = 0;
         var steps = rounds * scenarios.Sum(s => s.Create is null ? 1 : callers.Length);
 
         void Record(Scenario scenario, int round, Measurement result)
         {
-            Console.WriteLine(string.Create(
+            table.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
                 $"| {scenario.Name} | {result.Callers} | {result.OpsPerSecond:F0} | {result.P50:F0} | {result.P95:F0} | {result.P99:F0} |"));
             if (!measured.TryGetValue((scenario.Name, result.Callers), out var list))

@@ -16,6 +16,8 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
         var prefix = RedisServer.NewKeyPrefix();
         var report = Path.Combine(folder.FullName, "BENCHMARKS.md");
         var charts = Path.Combine(folder.FullName, "charts");
+        var table = new StringWriter();
+        LoadRunner.Table = TextWriter.Synchronized(table);
         try
         {
             var exitCode = await LoadRunner.RunAsync(
@@ -30,6 +32,10 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
 
             Assert.Equal(0, exitCode);
             Assert.Equal(LoadRunner.ScenarioNames, LoadRunner.LastResults.Select(r => $"{r.Group}: {r.Variant}"));
+
+            // The running table has a row for every scenario run (a batch scenario's row carries its own caller count).
+            var rows = table.ToString().Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal)).Skip(2).ToList();
+            Assert.All(LoadRunner.ScenarioNames, name => Assert.Contains(rows, row => row.StartsWith($"| {name} | ", StringComparison.Ordinal)));
             Assert.All(LoadRunner.LastResults, r => Assert.True(r.OpsPerSecond > 0, $"{r.Group}: {r.Variant} did nothing"));
             var markdown = await File.ReadAllTextAsync(report, TestContext.Current.CancellationToken);
             foreach (var group in LoadRunner.LastResults.Select(r => r.Group).Distinct())
@@ -49,6 +55,7 @@ public class LoadRunnerTests(PostgresServer postgres, RedisServer redis)
         }
         finally
         {
+            LoadRunner.Table = null;
             await using (var dataSource = NpgsqlDataSource.Create(postgres.ConnectionString))
             {
                 // The run's schema and every one it derives from it (_logged, _hangfire, the size tables…).
