@@ -1,11 +1,13 @@
+using Microsoft.AspNetCore.OutputCaching;
 using PgCache;
 
 namespace WebApp;
 
 // The catalog reads through the distributed cache: a product page is one GetOrSetJsonAsync, a listing page one
 // multi-get of every product on it. Each entry carries the tags "catalog" and "product:{id}", so editing a product
-// removes its entries by tag (on every app instance at once, since the cache is shared).
-public sealed class Catalog(IPgDistributedCache cache, DemoShop shop)
+// removes its entries by tag (on every app instance at once, since the cache is shared), evicts the cached pages that show
+// it, and tells the pages open on every instance.
+public sealed class Catalog(IPgDistributedCache cache, DemoShop shop, IOutputCacheStore pages, LiveUpdates live)
 {
     private static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
 
@@ -57,6 +59,9 @@ public sealed class Catalog(IPgDistributedCache cache, DemoShop shop)
         }
 
         await cache.RemoveByTagAsync(ProductKey(id), cancellationToken);
+        await pages.EvictByTagAsync(PageCachePolicy.ProductTag(id), cancellationToken);
+        await pages.EvictByTagAsync(PageCachePolicy.CatalogTag, cancellationToken);
+        await live.ProductChangedAsync(await GetProductAsync(id, cancellationToken));
         return true;
     }
 }

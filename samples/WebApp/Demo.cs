@@ -23,6 +23,12 @@ public sealed class DemoSettings
 
     public int FlakyEvery { get; set; } = 500;
 
+    // Which instance this is, shown in the header and on pushed updates ("./pgfirst demo --instances 2" names them A and B).
+    public string InstanceName { get; set; } = Environment.MachineName;
+
+    // How often the dashboard's figures are pushed over SignalR to the dashboards connected to this instance.
+    public TimeSpan DashboardPushInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     public void Validate()
     {
         static void Require(bool ok, string message)
@@ -38,6 +44,8 @@ public sealed class DemoSettings
         Require(LoadJobCount is > 0 and <= MaxLoadJobCount, $"LoadJobCount must be 1 to {MaxLoadJobCount}.");
         Require(LoadJobWork >= TimeSpan.Zero && LoadJobWork <= TimeSpan.FromSeconds(5), "LoadJobWork must be 0 to 5 s.");
         Require(FlakyEvery > 0, "FlakyEvery must be positive.");
+        Require(!string.IsNullOrWhiteSpace(InstanceName) && InstanceName.Length <= 40, "InstanceName must be 1 to 40 characters.");
+        Require(DashboardPushInterval >= TimeSpan.FromMilliseconds(100) && DashboardPushInterval <= TimeSpan.FromMinutes(1), "DashboardPushInterval must be 0.1 s to 1 min.");
     }
 }
 
@@ -59,7 +67,8 @@ public static class DemoUsers
     {
         // Health probes and the dashboard's once-a-second poll never need the user: they cost no session load.
         if (!context.Request.Path.StartsWithSegments("/health", StringComparison.Ordinal)
-            && !context.Request.Path.StartsWithSegments("/dashboard/data", StringComparison.Ordinal))
+            && !context.Request.Path.StartsWithSegments("/dashboard/data", StringComparison.Ordinal)
+            && !context.Request.Path.StartsWithSegments(ShopHub.Path, StringComparison.Ordinal))
         {
             await context.Session.LoadAsync(context.RequestAborted);
             if (context.Session.GetUserId() is { } user)

@@ -36,7 +36,7 @@ public sealed class LoadJobHandler(DemoSettings settings) : IJobHandler<LoadJob>
     }
 }
 
-public sealed partial class OrderService(NpgsqlDataSource dataSource, DemoShop shop, Catalog catalog, IJobQueue queue, IJobQueueBackend store, ILogger<OrderService> logger)
+public sealed partial class OrderService(NpgsqlDataSource dataSource, DemoShop shop, Catalog catalog, IJobQueue queue, IJobQueueBackend store, LiveUpdates live, ILogger<OrderService> logger)
 {
     public const int MaxLines = 20;
     public const int MaxQuantity = 99;
@@ -91,6 +91,7 @@ public sealed partial class OrderService(NpgsqlDataSource dataSource, DemoShop s
             }
         }
 
+        await live.ActivityAsync($"Order {orderId} placed by {userId} ({Product.FormatPrice(lines.Sum(l => (long)l.PriceCents * l.Quantity))})");
         return (orderId, transactional);
     }
 

@@ -25,6 +25,7 @@ public static class Pages
     public static IResult Page(HttpContext context, string title, string body, int statusCode = 200, string? head = null)
     {
         var user = context.CurrentUser();
+        var instance = context.RequestServices.GetRequiredService<DemoSettings>().InstanceName;
         var account = user is null
             ? """<a id="nav-signin" href="/signin">Sign in</a>"""
             : $"""<a id="nav-sessions" href="/account/sessions">Sessions</a> <span id="nav-user">{H(user)}</span> {Form(context, "/signout", """<button id="signout" type="submit" class="link">Sign out</button>""", cssClass: "inline")}""";
@@ -35,7 +36,7 @@ public static class Pages
             <body>
             <header><a class="brand" href="/">PgFirst <span>coffee &amp; tea</span></a>
             <nav><a id="nav-catalog" href="/">Catalog</a> <a id="nav-cart" href="/cart">Cart (<span id="cart-count">{WebApp.Cart.Count(context.Session)}</span>)</a>
-            <a id="nav-dashboard" href="/dashboard">Dashboard</a> {account}</nav></header>
+            <a id="nav-dashboard" href="/dashboard">Dashboard</a> {account} <span id="instance" class="note">instance {H(instance)}</span></nav></header>
             <main>
             {body}
             </main>
@@ -46,22 +47,27 @@ public static class Pages
         return Results.Content(html, "text/html; charset=utf-8", Encoding.UTF8, statusCode);
     }
 
+    // The minimal SignalR client and the handler that applies product edits to the page.
+    private const string LiveScripts = """<script src="/live.js" defer></script><script src="/shop.js" defer></script>""";
+
     public static string BackendTable(PgFirstOptions options) =>
         $"""<table id="backends"><thead><tr><th>Module</th><th>Backend</th></tr></thead><tbody>{string.Concat(Enum.GetValues<PgFirstModule>().Select(m => $"<tr><td>{m}</td><td id=\"backend-{m.ToString().ToLowerInvariant()}\">{options.GetBackend(m)}</td></tr>"))}</tbody></table>""";
 
     public static IResult Catalog(HttpContext context, IReadOnlyList<Product> products, PgFirstOptions options)
     {
         var cards = string.Concat(products.Select(p => $"""
-            <article class="product"><h2><a class="product-link" href="/products/{p.Id}">{H(p.Name)}</a></h2>
+            <article class="product" data-product-id="{p.Id}"><h2><a class="product-link" href="/products/{p.Id}">{H(p.Name)}</a></h2>
             <p>{H(p.Description)}</p><p class="price">{H(p.Price)}</p></article>
             """));
         return Page(context, "Catalog", $"""
             <h1>Catalog</h1>
             <p class="note">The listing is one multi-get from the distributed cache (misses read from the shop's table and cached
-            with the tags <code>catalog</code> and <code>product:&lt;id&gt;</code>).</p>
+            with the tags <code>catalog</code> and <code>product:&lt;id&gt;</code>), and the page itself is output-cached for
+            anonymous visitors (tag <code>catalog-page</code>). An edit on any instance updates this page live (SignalR).</p>
+            <p class="message" id="live-note" hidden></p>
             <section id="catalog" class="grid">{cards}</section>
             <h2>Running on</h2>{BackendTable(options)}
-            """);
+            """, head: LiveScripts);
     }
 
     public static IResult Product(HttpContext context, Product product, string? message = null)
@@ -76,16 +82,19 @@ public static class Pages
                 """, id: "edit-product");
         return Page(context, product.Name, $"""
             {(message is null ? "" : $"<p class=\"message\" id=\"message\">{H(message)}</p>")}
+            <p class="message" id="live-note" hidden></p>
+            <article class="product-page" data-product-id="{product.Id}">
             <h1 id="product-name">{H(product.Name)}</h1>
             <p>{H(product.Description)}</p>
             <p class="price" id="product-price">{H(product.Price)}</p>
+            </article>
             {Form(context, "/cart/items", $"""
                 <input type="hidden" name="productId" value="{product.Id}">
                 <label>Quantity <input id="quantity" name="quantity" type="number" min="1" max="{OrderService.MaxQuantity}" value="1" required></label>
                 <button id="add-to-cart" type="submit">Add to cart</button>
                 """, id: "add-to-cart-form")}
             {edit}
-            """);
+            """, head: LiveScripts);
     }
 
     public static IResult Cart(HttpContext context, IReadOnlyList<(Product Product, int Quantity)> lines, string? error = null, int statusCode = 200)
@@ -191,7 +200,8 @@ public static class Pages
             <h1>Dashboard</h1>
             <p class="note">Live from this instance's PgFirst meters (<code>pgcache.*</code>, <code>pgsessions.*</code>,
             <code>pgratelimit.*</code>, <code>pgqueue.*</code>) and from the stores themselves (queue depth, dead jobs, sessions,
-            orders). Refreshed every second; updated <span id="updated-at">never</span>. Meter figures are this instance's;
+            orders), pushed every second over SignalR by the instance this page is connected to (<span id="dashboard-instance">{H(settings.InstanceName)}</span>;
+            <span id="dashboard-feed">connecting</span>); updated <span id="updated-at">never</span>. Meter figures are this instance's;
             the hit ratio counts get calls (a multi-get that finds any of its keys is a hit), near-cache hits included, which
             cost no round trip (<code>PgCache:NearCache</code>); invalidation p50 is from another instance's write to this
             instance dropping its copy; enqueue→start is measured
@@ -232,6 +242,10 @@ public static class Pages
             <table id="dead-jobs"><thead><tr><th>Id</th><th>Queue</th><th>Kind</th><th>Attempts</th><th>Last error</th><th></th></tr></thead><tbody></tbody></table>
             <h2>Recent orders</h2>
             <table id="recent-orders"><thead><tr><th>Order</th><th>User</th><th>Total</th><th>Confirmation</th><th>Invoice</th></tr></thead><tbody></tbody></table>
+            <h2>Activity on every instance</h2>
+            <p class="note">Sent by the instance where it happened, through the SignalR backplane, to the dashboards on all of them.</p>
+            <ul id="activity"></ul>
+            <script src="/live.js"></script>
             <script src="/dashboard.js"></script>
             """);
 }

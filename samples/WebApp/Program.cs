@@ -37,6 +37,24 @@ var pgFirst = builder.Services.AddPgFirst(builder.Configuration.GetSection("PgFi
 var pgFirstOptions = builder.Configuration.GetSection("PgFirst").Get<PgFirstOptions>() ?? new PgFirstOptions();
 builder.Services.AddPgCache(builder.Configuration.GetSection("PgCache"));
 builder.Services.AddPgSessions(builder.Configuration.GetSection("PgSessions"));
+
+// Output caching on PgCache's store (PostgreSQL, or Redis in Redis mode): a page cached by one instance is served by
+// every instance, and an edit evicts it everywhere by tag.
+builder.Services.AddPgOutputCache(o => o.AddPolicy(PageCachePolicy.Name, p => p.Expire(TimeSpan.FromMinutes(5)).AddPolicy<PageCachePolicy>()));
+
+// SignalR scaled out on PostgreSQL LISTEN/NOTIFY (or Microsoft's Redis backplane when PgFirst:Backend is Redis), so
+// a page open on one instance hears of an edit made on another. NOTIFY channels are per database; the backplane's
+// channel carries a hash of the PgFirst schema, so two demos (or test runs) on one database never hear each other.
+var signalR = builder.Services.AddSignalR();
+if (pgFirstOptions.Backend == PgFirstBackend.Redis)
+{
+    signalR.AddStackExchangeRedis(builder.Configuration.GetConnectionString("Redis") ?? string.Empty, o =>
+        o.Configuration.ChannelPrefix = StackExchange.Redis.RedisChannel.Literal((builder.Configuration["PgFirst:Redis:KeyPrefix"] ?? "pgfirst:") + "signalr:"));
+}
+else
+{
+    signalR.AddPgFirst();
+}
 builder.Services.AddPgRateLimiting();
 builder.Services.AddRateLimiter(o =>
 {
@@ -62,14 +80,22 @@ builder.Services.AddSingleton(sp => new DemoShop(sp.GetRequiredService<IOptions<
 builder.Services.AddHostedService<DemoShopStartup>();
 builder.Services.AddSingleton<Catalog>();
 builder.Services.AddSingleton<OrderService>();
+builder.Services.AddSingleton<LiveUpdates>();
+builder.Services.AddSingleton<DashboardSnapshot>();
+builder.Services.AddHostedService<DashboardPusher>();
 builder.Services.AddSingleton<DashboardMetrics>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<DashboardMetrics>());
-builder.Services.AddAntiforgery();
+builder.Services.AddAntiforgery(o => o.Cookie.Name = PageCachePolicy.AntiforgeryCookie);
 
 // The Data Protection key ring (it protects the session and antiforgery cookies) lives in PostgreSQL, so every instance
 // reads every cookie.
 builder.Services.AddDataProtection().PersistKeysToPgFirst();
 var health = builder.Services.AddHealthChecks().AddPgFirstPostgres(tags: ["ready"]).AddPgCache(tags: ["ready"]).AddPgSessions(tags: ["ready"]).AddPgRateLimit(tags: ["ready"]).AddPgQueue(tags: ["ready"]);
+if (pgFirstOptions.Backend != PgFirstBackend.Redis)
+{
+    health.AddPgSignalR<ShopHub>(tags: ["ready"]);
+}
+
 if (pgFirstOptions.Replicas.ConnectionString is not null)
 {
     // Degraded, not unhealthy, when a standby lags or is gone: its reads go to the primary.
@@ -95,11 +121,10 @@ if (printSchema)
     return;
 }
 
-string[] queues = ["default", "invoices", "load"];
-
 app.UseStaticFiles();
 app.UseSession();
 app.Use((context, next) => DemoUsers.LoadUserAsync(context, next));
+app.UseOutputCache();
 app.UseRateLimiter();
 app.UseAntiforgery();
 
@@ -129,7 +154,7 @@ var forms = app.MapGroup(string.Empty).AddEndpointFilter(async (invocation, next
 // ---- Pages ----
 
 app.MapGet("/", async (HttpContext context, Catalog catalog, IOptions<PgFirstOptions> options) =>
-    Pages.Catalog(context, await catalog.ListProductsAsync(context.RequestAborted), options.Value));
+    Pages.Catalog(context, await catalog.ListProductsAsync(context.RequestAborted), options.Value)).CacheOutput(PageCachePolicy.Name);
 
 app.MapGet("/products/{id:int}", async (HttpContext context, Catalog catalog, int id) =>
 {
@@ -141,7 +166,7 @@ app.MapGet("/products/{id:int}", async (HttpContext context, Catalog catalog, in
     {
         return Pages.Page(context, "Not found", "<h1>No such product</h1>", StatusCodes.Status404NotFound);
     }
-});
+}).CacheOutput(PageCachePolicy.Name);
 
 forms.MapPost("/products/{id:int}/edit", async (HttpContext context, Catalog catalog, int id, [FromForm] string? name, [FromForm] int? priceCents) =>
 {
@@ -161,7 +186,7 @@ forms.MapPost("/products/{id:int}/edit", async (HttpContext context, Catalog cat
         return Pages.Page(context, "Not found", "<h1>No such product</h1>", StatusCodes.Status404NotFound);
     }
 
-    return Pages.Product(context, await catalog.GetProductAsync(id, context.RequestAborted), "Saved. Its cache entries were removed by the tag product:" + id + ".");
+    return Pages.Product(context, await catalog.GetProductAsync(id, context.RequestAborted), "Saved. Its cache entries and cached pages were removed by the tag product:" + id + ", and pages open on every instance were told.");
 });
 
 app.MapGet("/cart", async (HttpContext context, Catalog catalog) => Pages.Cart(context, await CartLinesAsync(context, catalog)));
@@ -278,45 +303,9 @@ forms.MapPost("/account/sessions/revoke-others", async (HttpContext context, PgS
 
 app.MapGet("/dashboard", (HttpContext context, IOptions<PgFirstOptions> options) => Pages.Dashboard(context, options.Value, settings));
 
-app.MapGet("/dashboard/data", async (HttpContext context, DashboardMetrics metrics, JobQueueManager jobs, DemoShop shop, PgSessionManager sessions, IOptions<PgFirstOptions> options, IServiceProvider services) =>
-{
-    var ct = context.RequestAborted;
-    var signedIn = 0;
-    foreach (var user in DemoUsers.All)
-    {
-        signedIn += (await sessions.ListSessionsAsync(user, ct)).Count;
-    }
+app.MapGet("/dashboard/data", async (HttpContext context, DashboardSnapshot snapshot) => Results.Json(await snapshot.BuildAsync(context.RequestAborted)));
 
-    var o = options.Value;
-    var replicas = o.Replicas.ConnectionString is null ? null : services.GetRequiredService<PgReplicaRouter>();
-    var dead = await jobs.ListDeadAsync(null, 20, ct);
-    var series = metrics.Series();
-    return Results.Json(new
-    {
-        updatedAt = DateTimeOffset.UtcNow,
-        backends = new { cache = o.GetBackend(PgFirstModule.Cache).ToString(), sessions = o.GetBackend(PgFirstModule.Sessions).ToString(), rateLimit = o.GetBackend(PgFirstModule.RateLimit).ToString(), queue = o.GetBackend(PgFirstModule.Queue).ToString() },
-        topology = new
-        {
-            pooler = o.Pooler.ToString(),
-            // Where each module's last read went: a standby's host, or the primary (writes always go there).
-            readsFrom = new
-            {
-                cache = ReadsFrom(replicas, "pgcache", o.GetBackend(PgFirstModule.Cache)),
-                sessions = ReadsFrom(replicas, "pgsessions", o.GetBackend(PgFirstModule.Sessions)),
-                rateLimit = ReadsFrom(null, "pgratelimit", o.GetBackend(PgFirstModule.RateLimit)),
-                queue = ReadsFrom(replicas, "pgqueue", o.GetBackend(PgFirstModule.Queue)),
-            },
-            replicas = replicas?.Status.Select(r => new { host = r.Host, available = r.IsAvailable, lagSeconds = r.Lag?.TotalSeconds, error = r.Error }) ?? [],
-        },
-        totals = metrics.Totals,
-        latest = series.Count > 0 ? series[^1] : null,
-        series,
-        signedInSessions = signedIn,
-        queues = await jobs.GetStatsAsync(queues, cancellationToken: ct), // exact up to 10,000 per state, "capped" beyond
-        dead = dead.Select(j => new { id = j.Id, queue = j.Queue, kind = j.Kind, attempts = j.Attempt, error = j.Errors.Count > 0 ? FirstLine(j.Errors[^1].Message) : null }),
-        orders = (await shop.RecentOrdersAsync(8, ct)).Select(x => new { id = x.Id, user = x.UserId, total = Product.FormatPrice(x.TotalCents), confirmed = x.ConfirmedAt is not null, invoiced = x.InvoicedAt is not null }),
-    });
-});
+app.MapHub<ShopHub>(ShopHub.Path);
 
 // The dashboard's actions: for a signed-in user, with a JSON body (a cross-site form cannot send one, and anything else
 // is refused with 415 before the handler runs).
@@ -409,11 +398,6 @@ static async Task<IReadOnlyList<(Product Product, int Quantity)>> CartLinesAsync
 
     return lines;
 }
-
-static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
-
-static string ReadsFrom(PgReplicaRouter? replicas, string module, PgFirstBackend backend) =>
-    backend == PgFirstBackend.Redis ? "Redis" : replicas?.LastReadTarget(module) ?? "primary";
 
 static Task WriteHealthJson(HttpContext context, HealthReport report)
 {

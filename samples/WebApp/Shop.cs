@@ -1,5 +1,5 @@
+using Dapper;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace WebApp;
 
@@ -109,33 +109,24 @@ public sealed class DemoShop(string schemaName, NpgsqlDataSource dataSource) : I
         CREATE INDEX IF NOT EXISTS shop_order_user_idx ON {Orders} (user_id, id DESC);
         """;
 
+    // The shop's own reads and writes go through Dapper, as most .NET teams write theirs; PgFirst's modules use their
+    // own prepared SQL. Column aliases match the records' constructor parameters.
+    private const string ProductColumns = "id AS Id, sku AS Sku, name AS Name, description AS Description, price_cents AS PriceCents";
+
     public async Task<int[]> ListProductIdsAsync(CancellationToken cancellationToken)
     {
         await EnsureCreatedAsync(cancellationToken);
-        await using var command = dataSource.CreateCommand($"SELECT id FROM {Products} ORDER BY id");
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var ids = new List<int>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            ids.Add(reader.GetInt32(0));
-        }
-
-        return [.. ids];
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<int>(new CommandDefinition($"SELECT id FROM {Products} ORDER BY id", cancellationToken: cancellationToken))];
     }
 
     public async Task<IReadOnlyList<Product>> LoadProductsAsync(IReadOnlyCollection<int> ids, CancellationToken cancellationToken)
     {
         await EnsureCreatedAsync(cancellationToken);
-        await using var command = dataSource.CreateCommand($"SELECT id, sku, name, description, price_cents FROM {Products} WHERE id = ANY($1) ORDER BY id");
-        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = [.. ids] });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var products = new List<Product>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            products.Add(new Product(reader.GetInt32(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
-        }
-
-        return products;
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var products = await connection.QueryAsync<Product>(new CommandDefinition(
+            $"SELECT {ProductColumns} FROM {Products} WHERE id = ANY(@ids) ORDER BY id", new { ids = ids.ToArray() }, cancellationToken: cancellationToken));
+        return [.. products];
     }
 
     public async Task<Product> LoadProductAsync(int id, CancellationToken cancellationToken) =>
@@ -144,60 +135,66 @@ public sealed class DemoShop(string schemaName, NpgsqlDataSource dataSource) : I
     public async Task<bool> UpdateProductAsync(int id, string name, int priceCents, CancellationToken cancellationToken)
     {
         await EnsureCreatedAsync(cancellationToken);
-        await using var command = dataSource.CreateCommand($"UPDATE {Products} SET name = $2, price_cents = $3, updated_at = now() WHERE id = $1");
-        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = id });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
-        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = priceCents });
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.ExecuteAsync(new CommandDefinition(
+            $"UPDATE {Products} SET name = @name, price_cents = @priceCents, updated_at = now() WHERE id = @id", new { id, name, priceCents }, cancellationToken: cancellationToken)) == 1;
     }
 
-    // Inserts the order inside the caller's transaction, so that its follow-up jobs commit with it.
+    // Inserts the order inside the caller's transaction (a Dapper write on its connection), so that its follow-up jobs,
+    // enqueued on the same transaction, commit with it or not at all.
     public async Task<long> InsertOrderAsync(NpgsqlTransaction transaction, string userId, IReadOnlyList<OrderLine> lines, CancellationToken cancellationToken)
     {
-        await using var insert = new NpgsqlCommand($"INSERT INTO {Orders} (user_id, lines, total_cents) VALUES ($1, $2, $3) RETURNING id", transaction.Connection, transaction);
-        insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = userId });
-        insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = System.Text.Json.JsonSerializer.Serialize(lines, ShopJson.Default.IReadOnlyListOrderLine), NpgsqlDbType = NpgsqlDbType.Jsonb });
-        insert.Parameters.Add(new NpgsqlParameter<long> { TypedValue = lines.Sum(l => (long)l.PriceCents * l.Quantity) });
-        return (long)(await insert.ExecuteScalarAsync(cancellationToken))!;
+        ArgumentNullException.ThrowIfNull(transaction);
+        return await transaction.Connection!.ExecuteScalarAsync<long>(new CommandDefinition(
+            $"INSERT INTO {Orders} (user_id, lines, total_cents) VALUES (@userId, @lines::jsonb, @total) RETURNING id",
+            new
+            {
+                userId,
+                lines = System.Text.Json.JsonSerializer.Serialize(lines, ShopJson.Default.IReadOnlyListOrderLine),
+                total = lines.Sum(l => (long)l.PriceCents * l.Quantity),
+            },
+            transaction,
+            cancellationToken: cancellationToken));
     }
 
     public async Task<Order?> GetOrderAsync(long id, CancellationToken cancellationToken) =>
-        (await QueryOrdersAsync("WHERE id = $1", id, 1, cancellationToken)).SingleOrDefault();
+        (await QueryOrdersAsync("WHERE id = @id", id, 1, cancellationToken)).SingleOrDefault();
 
     public async Task<IReadOnlyList<Order>> RecentOrdersAsync(int limit, CancellationToken cancellationToken) =>
         await QueryOrdersAsync(string.Empty, null, limit, cancellationToken);
 
+    private sealed record OrderRow(long Id, string UserId, string Lines, long TotalCents, DateTime PlacedAt, DateTime? ConfirmedAt, DateTime? InvoicedAt);
+
     private async Task<List<Order>> QueryOrdersAsync(string where, long? id, int limit, CancellationToken cancellationToken)
     {
         await EnsureCreatedAsync(cancellationToken);
-        await using var command = dataSource.CreateCommand(
-            $"SELECT id, user_id, lines::text, total_cents, placed_at, confirmed_at, invoiced_at FROM {Orders} {where} ORDER BY id DESC LIMIT {limit}");
-        if (id is { } value)
-        {
-            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = value });
-        }
-
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var orders = new List<Order>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            orders.Add(new Order(
-                reader.GetInt64(0),
-                reader.GetString(1),
-                System.Text.Json.JsonSerializer.Deserialize(reader.GetString(2), ShopJson.Default.IReadOnlyListOrderLine) ?? [],
-                reader.GetInt64(3),
-                reader.GetFieldValue<DateTimeOffset>(4),
-                reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
-                reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6)));
-        }
-
-        return orders;
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<OrderRow>(new CommandDefinition(
+            $"""
+            SELECT id AS Id, user_id AS UserId, lines::text AS Lines, total_cents AS TotalCents,
+                   placed_at AS PlacedAt, confirmed_at AS ConfirmedAt, invoiced_at AS InvoicedAt
+            FROM {Orders} {where} ORDER BY id DESC LIMIT @limit
+            """,
+            new { id, limit },
+            cancellationToken: cancellationToken));
+        return [.. rows.Select(r => new Order(
+            r.Id,
+            r.UserId,
+            System.Text.Json.JsonSerializer.Deserialize(r.Lines, ShopJson.Default.IReadOnlyListOrderLine) ?? [],
+            r.TotalCents,
+            Utc(r.PlacedAt),
+            r.ConfirmedAt is { } confirmed ? Utc(confirmed) : null,
+            r.InvoicedAt is { } invoiced ? Utc(invoiced) : null))];
     }
+
+    // timestamptz reads as a UTC DateTime (Kind Utc) in Npgsql; Dapper maps DateTime, not DateTimeOffset.
+    private static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));
 
     // A job handler records its outcome on the order and, on PostgreSQL, completes its job in the same transaction, so
     // the outcome is recorded exactly once even if a worker dies mid-job.
     public async Task MarkAsync(OrderStep step, long orderId, PgQueue.JobContext context, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(context);
         var column = step switch
         {
             OrderStep.Confirmed => "confirmed_at",
@@ -207,9 +204,7 @@ public sealed class DemoShop(string schemaName, NpgsqlDataSource dataSource) : I
         await EnsureCreatedAsync(cancellationToken);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var update = new NpgsqlCommand($"UPDATE {Orders} SET {column} = now() WHERE id = $1", connection, transaction);
-        update.Parameters.Add(new NpgsqlParameter<long> { TypedValue = orderId });
-        await update.ExecuteNonQueryAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition($"UPDATE {Orders} SET {column} = now() WHERE id = @orderId", new { orderId }, transaction, cancellationToken: cancellationToken));
         try
         {
             await context.CompleteAsync(transaction, cancellationToken);

@@ -136,4 +136,54 @@ public class BrowserTests(PostgresServer postgres, RedisServer redis) : Postgres
         var screenshot = HeadlessChromium.SaveScreenshot(driver, $"dashboard-{backend.ToLowerInvariant()}.png");
         Assert.True(new FileInfo(screenshot).Length > 10_000, $"{screenshot} is a real screenshot");
     }
+
+    /// <summary>
+    /// Two instances of the demo on one schema (as <c>./pgfirst demo --instances 2</c> runs them): a product page open on
+    /// B is updated in place when the product is edited on A (SignalR, across the backplane), and reloading it shows the
+    /// edit too (A's edit evicted the cached page from the shared output-cache store).
+    /// </summary>
+    [Theory]
+    [InlineData("PostgreSql")]
+    [InlineData("Redis")]
+    public async Task TwoInstances_AnEditOnA_UpdatesTheProductPageOpenOnB(string backend)
+    {
+        await using var a = BrowserApp.Start(Server, redis, Schema, backend, new Dictionary<string, string?> { ["Demo:InstanceName"] = "A", ["Logging:LogLevel:Default"] = "Warning" });
+        await using var b = BrowserApp.Start(Server, redis, Schema, backend, new Dictionary<string, string?> { ["Demo:InstanceName"] = "B", ["Logging:LogLevel:Default"] = "Warning" });
+        using var chromium = HeadlessChromium.Start();
+        var driver = chromium.Driver;
+        using var editor = new DemoClient(new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new System.Net.CookieContainer() }) { BaseAddress = a.BaseUrl });
+        await editor.SignInAsync("alice");
+
+        // Viewed twice first, so that B serves it from the output cache (the first view sets the antiforgery cookie).
+        driver.Navigate().GoToUrl(b.Url("/products/3"));
+        driver.Navigate().GoToUrl(b.Url("/products/3"));
+        Assert.Equal("Ethiopia Yirgacheffe", HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("product-name")).Text, description: "the product name"));
+        Assert.Contains("instance B", driver.FindElement(By.Id("instance")).Text, StringComparison.Ordinal);
+        HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.TagName("html")).GetAttribute("data-live") == "connected" ? "yes" : null, description: "the page's live connection");
+
+        // The edit on A; retried with a new name if the push raced the hub's registration of the page's connection.
+        string? name = null;
+        for (var attempt = 0; name is null; attempt++)
+        {
+            var wanted = $"Ethiopia Guji {attempt}";
+            using var edited = await editor.PostFormAsync("/products/3", "/products/3/edit", ("name", wanted), ("priceCents", "1790"));
+            Assert.Equal(System.Net.HttpStatusCode.OK, edited.StatusCode);
+            try
+            {
+                name = HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("product-name")).Text == wanted ? wanted : null, TimeSpan.FromSeconds(attempt < 2 ? 5 : 30), "the edit to reach B's page");
+            }
+            catch (TimeoutException) when (attempt < 2)
+            {
+            }
+        }
+
+        Assert.Equal("€17.90", driver.FindElement(By.Id("product-price")).Text);
+        Assert.Contains("edited on instance A", HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("live-note")) is { Displayed: true } note ? note.Text : null, description: "the live note"), StringComparison.Ordinal);
+
+        // Reloaded, B renders the page again (the cached one was evicted by A's edit) and shows the edit.
+        driver.Navigate().Refresh();
+        Assert.Equal(name, HeadlessChromium.WaitUntil(driver, d => d.FindElement(By.Id("product-name")).Text, description: "the reloaded product name"));
+        Assert.Equal("€17.90", driver.FindElement(By.Id("product-price")).Text);
+        HeadlessChromium.SaveScreenshot(driver, $"two-instances-{backend.ToLowerInvariant()}.png");
+    }
 }

@@ -16,23 +16,101 @@ public partial class StorefrontTests(PostgresServer postgres, RedisServer redis)
     [Theory]
     [InlineData(null)]
     [InlineData("Redis")]
-    public async Task Catalog_ListsTheSeededProducts_AndServesTheSecondViewFromTheCache(string? backend)
+    public async Task Catalog_ListsTheSeededProducts_AndServesTheSecondViewFromTheOutputCache(string? backend)
     {
         await using var app = DemoApp.Create(Server, redis, Schema, backend);
         using var client = app.Client();
 
-        var first = await client.GetPageAsync("/");
+        using var firstResponse = await client.Http.GetAsync("/", CancellationToken);
+        var first = await DemoClient.BodyAsync(firstResponse);
         var afterFirst = await TotalsAsync(client);
-        var second = await client.GetPageAsync("/");
+        using var secondResponse = await client.Http.GetAsync("/", CancellationToken);
+        var second = await DemoClient.BodyAsync(secondResponse);
         var afterSecond = await TotalsAsync(client);
 
         Assert.Equal(8, ProductLink().Count(first));
-        Assert.Equal(first.Split("<main>")[1].Split("</main>")[0], second.Split("<main>")[1].Split("</main>")[0]);
+        Assert.Equal(first, second);
         Assert.Contains("Earl Grey tea", first, StringComparison.Ordinal);
-        // The second view is one hit for the id list and one multi-get hit for the products; no misses.
-        Assert.Equal(afterFirst.GetProperty("cacheMisses").GetInt64(), afterSecond.GetProperty("cacheMisses").GetInt64());
-        Assert.Equal(2, afterSecond.GetProperty("cacheHits").GetInt64() - afterFirst.GetProperty("cacheHits").GetInt64());
         Assert.Contains($"<td id=\"backend-cache\">{backend ?? "PostgreSql"}</td>", first, StringComparison.Ordinal);
+
+        // The first view rendered the page (and stored it); the second is the stored response: ASP.NET Core's output
+        // cache says so with an Age header, and the cache saw one hit (the stored page), not the two of a rendering
+        // (the id list and the multi-get of the products), and no miss.
+        Assert.Null(firstResponse.Headers.Age);
+        Assert.NotNull(secondResponse.Headers.Age);
+        Assert.Equal(afterFirst.GetProperty("cacheMisses").GetInt64(), afterSecond.GetProperty("cacheMisses").GetInt64());
+        Assert.Equal(1, afterSecond.GetProperty("cacheHits").GetInt64() - afterFirst.GetProperty("cacheHits").GetInt64());
+    }
+
+    // The cached page lives in the shared store: one instance renders it, the other serves it; an edit on either evicts
+    // the pages that show the product (by tag) on both, and leaves the others' cached pages alone.
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Redis")]
+    public async Task TwoInstances_ACachedPageIsServedByTheOther_UntilAnEditEvictsItByTag(string? backend)
+    {
+        await using var first = DemoApp.Create(Server, redis, Schema, backend, new Dictionary<string, string?> { ["Demo:InstanceName"] = "A" });
+        await using var second = DemoApp.Create(Server, redis, Schema, backend, new Dictionary<string, string?> { ["Demo:InstanceName"] = "B" });
+        using var editor = first.Client();
+        using var visitor = second.Client();
+        using var other = second.Client();
+
+        using (var rendered = await editor.Http.GetAsync("/", CancellationToken))
+        {
+            Assert.Null(rendered.Headers.Age);
+            Assert.Contains("instance A", await DemoClient.BodyAsync(rendered), StringComparison.Ordinal);
+        }
+
+        using (var served = await visitor.Http.GetAsync("/", CancellationToken))
+        {
+            // Rendered by A (its instance name in the header), served by B from the shared store.
+            Assert.NotNull(served.Headers.Age);
+            Assert.Contains("instance A", await DemoClient.BodyAsync(served), StringComparison.Ordinal);
+        }
+
+        // A product page's forms are bound to the browser's antiforgery cookie: the first view sets it (a response that
+        // sets a cookie is never stored), the second is stored for this browser, the third is served from the store.
+        await other.GetPageAsync("/products/5");
+        await other.GetPageAsync("/products/5");
+        using (var cachedOther = await other.Http.GetAsync("/products/5", CancellationToken))
+        {
+            Assert.NotNull(cachedOther.Headers.Age);
+        }
+
+        await editor.SignInAsync("alice");
+        using var edited = await editor.PostFormAsync("/products/3", "/products/3/edit", ("name", "Ethiopia Guji"), ("priceCents", "1790"));
+        Assert.Equal(HttpStatusCode.OK, edited.StatusCode);
+
+        using (var after = await visitor.Http.GetAsync("/", CancellationToken))
+        {
+            var page = await DemoClient.BodyAsync(after);
+            Assert.Null(after.Headers.Age);
+            Assert.Contains("Ethiopia Guji", page, StringComparison.Ordinal);
+            Assert.Contains("instance B", page, StringComparison.Ordinal);
+        }
+
+        using (var untouched = await other.Http.GetAsync("/products/5", CancellationToken))
+        {
+            Assert.NotNull(untouched.Headers.Age);
+        }
+    }
+
+    // A signed-in visitor's pages carry their name and forms bound to them: never stored, never served from the cache.
+    [Fact]
+    public async Task SignedInPages_AreNeverOutputCached()
+    {
+        await using var app = DemoApp.Create(Server, redis, Schema);
+        using var client = app.Client();
+        await client.SignInAsync("bob");
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var catalog = await client.Http.GetAsync("/", CancellationToken);
+            using var product = await client.Http.GetAsync("/products/2", CancellationToken);
+            Assert.Null(catalog.Headers.Age);
+            Assert.Null(product.Headers.Age);
+            Assert.Contains("<span id=\"nav-user\">bob</span>", await DemoClient.BodyAsync(product), StringComparison.Ordinal);
+        }
     }
 
     [Theory]

@@ -1,4 +1,5 @@
-// The dashboard: polls /dashboard/data every second and redraws figures, sparklines and tables. No library.
+// The dashboard: figures pushed over SignalR every second by the instance it is connected to (live.js), redrawn as
+// figures, sparklines and tables. It reads /dashboard/data once on load, and every two seconds while the push is down.
 (() => {
   'use strict';
   const $ = id => document.getElementById(id);
@@ -38,7 +39,14 @@
     try {
       const r = await fetch('/dashboard/data', { headers: { Accept: 'application/json' } });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      const d = await r.json();
+      render(await r.json());
+    } catch (e) {
+      text('updated-at', `failed (${e.message}); retrying`);
+    }
+  }
+
+  function render(d) {
+    {
       const last = d.latest || {};
       text('backend-cache', d.backends.cache);
       text('backend-sessions', d.backends.sessions);
@@ -80,8 +88,6 @@
       rows('dead-jobs', d.dead, j => `<tr class="dead-job" data-job-id="${j.id}"><td>${j.id}</td><td>${esc(j.queue)}</td><td>${esc(j.kind)}</td><td>${j.attempts}</td><td>${esc(j.error)}</td><td><button type="button" class="requeue" data-job-id="${j.id}"${requeued.has(String(j.id)) ? ' disabled' : ''}>Requeue</button></td></tr>`);
       rows('recent-orders', d.orders, o => `<tr data-order-id="${o.id}"><td>${o.id}</td><td>${esc(o.user)}</td><td>${esc(o.total)}</td><td class="confirmed ${o.confirmed ? 'done' : 'pending'}">${o.confirmed ? 'done' : 'pending'}</td><td class="invoiced ${o.invoiced ? 'done' : 'pending'}">${o.invoiced ? 'done' : 'pending'}</td></tr>`);
       text('updated-at', new Date(d.updatedAt).toLocaleTimeString('en-GB'));
-    } catch (e) {
-      text('updated-at', `failed (${e.message}); retrying`);
     }
   }
 
@@ -130,9 +136,30 @@
       + (rejected ? `. First 429: Retry-After ${rejected.retryAfter} s, RateLimit ${rejected.rateLimit}, RateLimit-Policy ${rejected.policy}` : '');
   });
 
-  // One poll at a time: the next starts a second after the last one ended, so slow replies never pile up.
-  (async function poll() {
-    await refresh();
-    setTimeout(poll, 1000);
+  // Pushed figures; what happens on any instance (orders placed, products edited) goes to the activity list.
+  let lastPush = 0;
+  live.on('dashboard', d => { lastPush = Date.now(); text('dashboard-feed', 'live'); render(d); });
+  const activity = (line, instance) => {
+    const list = $('activity');
+    const item = document.createElement('li');
+    item.className = 'activity';
+    item.dataset.instance = instance;
+    item.textContent = `${new Date().toLocaleTimeString('en-GB')} · instance ${instance}: ${line}`;
+    list.prepend(item);
+    while (list.children.length > 20) list.lastChild.remove();
+  };
+  live.on('activity', a => activity(a.text, a.instance));
+  live.on('productChanged', c => activity(`${c.name} edited (${c.price})`, c.instance));
+  live.onConnected(() => live.invoke('WatchDashboard'));
+  live.start();
+  refresh();
+
+  // While nothing is pushed (the hub unreachable, or reconnecting), poll, one request at a time.
+  (async function fallback() {
+    if (Date.now() - lastPush > 3000) {
+      text('dashboard-feed', 'polling: no push for 3 s');
+      await refresh();
+    }
+    setTimeout(fallback, 2000);
   })();
 })();
