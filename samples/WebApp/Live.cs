@@ -9,7 +9,7 @@ namespace WebApp;
 // The demo's one hub. Pages connect with /live.js: product and catalog pages hear of every product edit (sent to all
 // connections, on every instance, through the backplane), the dashboard joins its instance's group for the
 // once-a-second figures and the "dashboard" group for what happens on any instance.
-public sealed class ShopHub(DemoSettings settings) : Hub
+public sealed class ShopHub(DemoSettings settings, DashboardWatchers watchers) : Hub
 {
     public const string Path = "/hubs/shop";
     public const string Dashboards = "dashboard";
@@ -20,7 +20,26 @@ public sealed class ShopHub(DemoSettings settings) : Hub
     {
         await Groups.AddToGroupAsync(Context.ConnectionId, Dashboards);
         await Groups.AddToGroupAsync(Context.ConnectionId, DashboardsOf(settings.InstanceName));
+        watchers.Add(Context.ConnectionId);
     }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        watchers.Remove(Context.ConnectionId);
+        return base.OnDisconnectedAsync(exception);
+    }
+}
+
+// The dashboards connected to this instance, so the figures (a handful of queries) are built only while one watches.
+public sealed class DashboardWatchers
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _connections = new(StringComparer.Ordinal);
+
+    public bool Any => !_connections.IsEmpty;
+
+    public void Add(string connectionId) => _connections.TryAdd(connectionId, 0);
+
+    public void Remove(string connectionId) => _connections.TryRemove(connectionId, out _);
 }
 
 public sealed record ProductChanged(int Id, string Name, string Price, string Instance);
@@ -105,8 +124,9 @@ public sealed class DashboardSnapshot(DashboardMetrics metrics, JobQueueManager 
 }
 
 // Pushes this instance's figures to the dashboards connected to it, once a second (DashboardPushInterval), instead of
-// each of them polling. The group is this instance's, so two instances never send one dashboard two sets of figures.
-public sealed partial class DashboardPusher(IServiceProvider services, IHubContext<ShopHub> hub, DemoSettings settings, ILogger<DashboardPusher> logger) : BackgroundService
+// each of them polling; nothing is built while none is connected. The group is this instance's, so two instances
+// never send one dashboard two sets of figures.
+public sealed partial class DashboardPusher(IServiceProvider services, IHubContext<ShopHub> hub, DashboardWatchers watchers, DemoSettings settings, ILogger<DashboardPusher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -116,6 +136,11 @@ public sealed partial class DashboardPusher(IServiceProvider services, IHubConte
         var failing = false;
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
+            if (!watchers.Any)
+            {
+                continue;
+            }
+
             try
             {
                 await group.SendAsync("dashboard", await snapshot.BuildAsync(stoppingToken), stoppingToken);

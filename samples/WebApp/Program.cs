@@ -81,6 +81,7 @@ builder.Services.AddHostedService<DemoShopStartup>();
 builder.Services.AddSingleton<Catalog>();
 builder.Services.AddSingleton<OrderService>();
 builder.Services.AddSingleton<LiveUpdates>();
+builder.Services.AddSingleton<DashboardWatchers>();
 builder.Services.AddSingleton<DashboardSnapshot>();
 builder.Services.AddHostedService<DashboardPusher>();
 builder.Services.AddSingleton<DashboardMetrics>();

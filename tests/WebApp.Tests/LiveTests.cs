@@ -16,11 +16,17 @@ public class LiveTests(PostgresServer postgres, RedisServer redis) : PostgresTes
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
 
-    private static Dictionary<string, string?> Instance(string name) => new()
+    // Two instances of the demo, A and B, on this test's schema.
+    private (WebApplicationFactory<Program> A, WebApplicationFactory<Program> B) TwoInstances(string? backend)
     {
-        ["Demo:InstanceName"] = name,
-        ["Demo:DashboardPushInterval"] = "00:00:00.200",
-    };
+        static Dictionary<string, string?> Instance(string name) => new()
+        {
+            ["Demo:InstanceName"] = name,
+            ["Demo:DashboardPushInterval"] = "00:00:00.200",
+        };
+
+        return (DemoApp.Create(Server, redis, Schema, backend, Instance("A")), DemoApp.Create(Server, redis, Schema, backend, Instance("B")));
+    }
 
     // A client connected the way a page is, through the app's in-memory server (long polling: TestServer has no sockets).
     private static async Task<(HubConnection Connection, Channel<(string Target, JsonElement Body)> Received)> ConnectAsync(WebApplicationFactory<Program> app)
@@ -68,8 +74,9 @@ public class LiveTests(PostgresServer postgres, RedisServer redis) : PostgresTes
     [InlineData("Redis")]
     public async Task AnEditOnOneInstance_ReachesAPageConnectedToTheOther(string? backend)
     {
-        await using var a = DemoApp.Create(Server, redis, Schema, backend, Instance("A"));
-        await using var b = DemoApp.Create(Server, redis, Schema, backend, Instance("B"));
+        var (first, second) = TwoInstances(backend);
+        await using var a = first;
+        await using var b = second;
         using var editor = a.Client();
         using var visitor = b.Client();
         await visitor.GetPageAsync("/products/3");
@@ -103,8 +110,9 @@ public class LiveTests(PostgresServer postgres, RedisServer redis) : PostgresTes
     [InlineData("Redis")]
     public async Task TheDashboard_GetsItsInstancesFiguresPushed_AndActivityFromEveryInstance(string? backend)
     {
-        await using var a = DemoApp.Create(Server, redis, Schema, backend, Instance("A"));
-        await using var b = DemoApp.Create(Server, redis, Schema, backend, Instance("B"));
+        var (first, second) = TwoInstances(backend);
+        await using var a = first;
+        await using var b = second;
         using var shopper = a.Client();
         b.Client().Dispose(); // starts B's server
         var (dashboard, received) = await ConnectAsync(b);

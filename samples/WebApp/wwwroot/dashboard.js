@@ -46,49 +46,47 @@
   }
 
   function render(d) {
-    {
-      const last = d.latest || {};
-      text('backend-cache', d.backends.cache);
-      text('backend-sessions', d.backends.sessions);
-      text('backend-ratelimit', d.backends.rateLimit);
-      text('backend-queue', d.backends.queue);
-      text('topology-pooler', d.topology.pooler);
-      text('reads-from-cache', d.topology.readsFrom.cache);
-      text('reads-from-sessions', d.topology.readsFrom.sessions);
-      text('reads-from-ratelimit', d.topology.readsFrom.rateLimit);
-      text('reads-from-queue', d.topology.readsFrom.queue);
-      rows('replicas', d.topology.replicas.length ? d.topology.replicas : [null], r => r === null
-        ? '<tr><td colspan="3">none configured</td></tr>'
-        : `<tr><td>${esc(r.host)}</td><td>${r.available ? 'streaming' : esc('unavailable: ' + (r.error || ''))}</td><td>${r.lagSeconds === null || r.lagSeconds === undefined ? '–' : fmt(r.lagSeconds, 2) + ' s'}</td></tr>`);
-      const gets = d.totals.cacheHits + d.totals.cacheMisses;
-      const s = d.series;
-      text('cache-hit-ratio', gets ? `${(100 * d.totals.cacheHits / gets).toFixed(1)} %` : '–');
-      text('cache-ops', fmt(last.cacheOpsPerSecond, 1));
-      text('cache-near-ratio', gets ? `${(100 * d.totals.cacheNearHits / gets).toFixed(1)} %` : '–');
-      const lags = s.filter(p => p.invalidationLagP50Ms !== null && p.invalidationLagP50Ms !== undefined);
-      text('cache-invalidation-lag', lags.length ? `${fmt(lags[lags.length - 1].invalidationLagP50Ms, 2)} ms` : '–');
-      text('sessions-active', fmt(d.signedInSessions));
-      text('session-loads', fmt(last.sessionLoadsPerSecond, 1));
-      text('ratelimit-accepted', fmt(d.totals.accepted));
-      text('ratelimit-rejected', fmt(d.totals.rejected));
-      text('jobs-per-second', fmt(last.jobsPerSecond, 1));
-      text('job-wait-p50', last.jobWaitP50Ms === null || last.jobWaitP50Ms === undefined ? '–' : `${fmt(last.jobWaitP50Ms, 1)} ms`);
-      remember('sessions', d.signedInSessions);
-      remember('depth', d.queues.reduce((sum, q) => sum + q.available + q.scheduled, 0));
-      remember('running', d.queues.reduce((sum, q) => sum + q.running, 0));
-      chart('chart-cache-ops', [s.map(p => p.cacheOpsPerSecond)], 'cache ops/s');
-      chart('chart-cache-hits', [s.map(p => p.cacheHitRatio === null ? null : 100 * p.cacheHitRatio), s.map(p => p.nearHitRatio === null ? null : 100 * p.nearHitRatio)], 'hit / near-hit ratio % per s', true);
-      chart('chart-sessions', [history.sessions], 'signed-in sessions');
-      chart('chart-depth', [history.depth, history.running], 'waiting / running jobs', true);
-      chart('chart-session-loads', [s.map(p => p.sessionLoadsPerSecond)], 'session loads/s');
-      chart('chart-ratelimit', [s.map(p => p.acceptedPerSecond), s.map(p => p.rejectedPerSecond)], 'accepted / rejected per s', true);
-      chart('chart-jobs', [s.map(p => p.jobsPerSecond)], 'jobs/s');
-      chart('chart-wait', [s.map(p => p.jobWaitP50Ms)], 'enqueue→start p50 ms');
-      rows('queue-depth', d.queues, q => `<tr data-queue="${esc(q.queue)}"><td>${esc(q.queue)}</td><td class="available">${count(q, 'available')}</td><td class="scheduled">${count(q, 'scheduled')}</td><td class="running">${count(q, 'running')}</td><td class="dead">${count(q, 'dead')}</td></tr>`);
-      rows('dead-jobs', d.dead, j => `<tr class="dead-job" data-job-id="${j.id}"><td>${j.id}</td><td>${esc(j.queue)}</td><td>${esc(j.kind)}</td><td>${j.attempts}</td><td>${esc(j.error)}</td><td><button type="button" class="requeue" data-job-id="${j.id}"${requeued.has(String(j.id)) ? ' disabled' : ''}>Requeue</button></td></tr>`);
-      rows('recent-orders', d.orders, o => `<tr data-order-id="${o.id}"><td>${o.id}</td><td>${esc(o.user)}</td><td>${esc(o.total)}</td><td class="confirmed ${o.confirmed ? 'done' : 'pending'}">${o.confirmed ? 'done' : 'pending'}</td><td class="invoiced ${o.invoiced ? 'done' : 'pending'}">${o.invoiced ? 'done' : 'pending'}</td></tr>`);
-      text('updated-at', new Date(d.updatedAt).toLocaleTimeString('en-GB'));
-    }
+    const last = d.latest || {};
+    text('backend-cache', d.backends.cache);
+    text('backend-sessions', d.backends.sessions);
+    text('backend-ratelimit', d.backends.rateLimit);
+    text('backend-queue', d.backends.queue);
+    text('topology-pooler', d.topology.pooler);
+    text('reads-from-cache', d.topology.readsFrom.cache);
+    text('reads-from-sessions', d.topology.readsFrom.sessions);
+    text('reads-from-ratelimit', d.topology.readsFrom.rateLimit);
+    text('reads-from-queue', d.topology.readsFrom.queue);
+    rows('replicas', d.topology.replicas.length ? d.topology.replicas : [null], r => r === null
+      ? '<tr><td colspan="3">none configured</td></tr>'
+      : `<tr><td>${esc(r.host)}</td><td>${r.available ? 'streaming' : esc('unavailable: ' + (r.error || ''))}</td><td>${r.lagSeconds === null || r.lagSeconds === undefined ? '–' : fmt(r.lagSeconds, 2) + ' s'}</td></tr>`);
+    const gets = d.totals.cacheHits + d.totals.cacheMisses;
+    const s = d.series;
+    text('cache-hit-ratio', gets ? `${(100 * d.totals.cacheHits / gets).toFixed(1)} %` : '–');
+    text('cache-ops', fmt(last.cacheOpsPerSecond, 1));
+    text('cache-near-ratio', gets ? `${(100 * d.totals.cacheNearHits / gets).toFixed(1)} %` : '–');
+    const lags = s.filter(p => p.invalidationLagP50Ms !== null && p.invalidationLagP50Ms !== undefined);
+    text('cache-invalidation-lag', lags.length ? `${fmt(lags[lags.length - 1].invalidationLagP50Ms, 2)} ms` : '–');
+    text('sessions-active', fmt(d.signedInSessions));
+    text('session-loads', fmt(last.sessionLoadsPerSecond, 1));
+    text('ratelimit-accepted', fmt(d.totals.accepted));
+    text('ratelimit-rejected', fmt(d.totals.rejected));
+    text('jobs-per-second', fmt(last.jobsPerSecond, 1));
+    text('job-wait-p50', last.jobWaitP50Ms === null || last.jobWaitP50Ms === undefined ? '–' : `${fmt(last.jobWaitP50Ms, 1)} ms`);
+    remember('sessions', d.signedInSessions);
+    remember('depth', d.queues.reduce((sum, q) => sum + q.available + q.scheduled, 0));
+    remember('running', d.queues.reduce((sum, q) => sum + q.running, 0));
+    chart('chart-cache-ops', [s.map(p => p.cacheOpsPerSecond)], 'cache ops/s');
+    chart('chart-cache-hits', [s.map(p => p.cacheHitRatio === null ? null : 100 * p.cacheHitRatio), s.map(p => p.nearHitRatio === null ? null : 100 * p.nearHitRatio)], 'hit / near-hit ratio % per s', true);
+    chart('chart-sessions', [history.sessions], 'signed-in sessions');
+    chart('chart-depth', [history.depth, history.running], 'waiting / running jobs', true);
+    chart('chart-session-loads', [s.map(p => p.sessionLoadsPerSecond)], 'session loads/s');
+    chart('chart-ratelimit', [s.map(p => p.acceptedPerSecond), s.map(p => p.rejectedPerSecond)], 'accepted / rejected per s', true);
+    chart('chart-jobs', [s.map(p => p.jobsPerSecond)], 'jobs/s');
+    chart('chart-wait', [s.map(p => p.jobWaitP50Ms)], 'enqueue→start p50 ms');
+    rows('queue-depth', d.queues, q => `<tr data-queue="${esc(q.queue)}"><td>${esc(q.queue)}</td><td class="available">${count(q, 'available')}</td><td class="scheduled">${count(q, 'scheduled')}</td><td class="running">${count(q, 'running')}</td><td class="dead">${count(q, 'dead')}</td></tr>`);
+    rows('dead-jobs', d.dead, j => `<tr class="dead-job" data-job-id="${j.id}"><td>${j.id}</td><td>${esc(j.queue)}</td><td>${esc(j.kind)}</td><td>${j.attempts}</td><td>${esc(j.error)}</td><td><button type="button" class="requeue" data-job-id="${j.id}"${requeued.has(String(j.id)) ? ' disabled' : ''}>Requeue</button></td></tr>`);
+    rows('recent-orders', d.orders, o => `<tr data-order-id="${o.id}"><td>${o.id}</td><td>${esc(o.user)}</td><td>${esc(o.total)}</td><td class="confirmed ${o.confirmed ? 'done' : 'pending'}">${o.confirmed ? 'done' : 'pending'}</td><td class="invoiced ${o.invoiced ? 'done' : 'pending'}">${o.invoiced ? 'done' : 'pending'}</td></tr>`);
+    text('updated-at', new Date(d.updatedAt).toLocaleTimeString('en-GB'));
   }
 
   // Posts JSON and returns { ok, body }; a reply that is not JSON (a 429 or 500 page) becomes { error: status text }.
