@@ -6,6 +6,7 @@ using NpgsqlTypes;
 using PgCache;
 using PgFirst.Core;
 using PgFirst.Redis;
+using PgFirst.SignalR;
 using PgRateLimit;
 using PgFirst.Benchmarks.Report;
 using StackExchange.Redis;
@@ -366,6 +367,7 @@ internal static partial class LoadRunner
         Batch($"{LatencyGroup}: PgQueue", () => EnqueueToStartAsync(redis: false), medianByP50: true),
         Batch($"{LatencyGroup}: Redis twin", () => EnqueueToStartAsync(redis: true), medianByP50: true),
         .. SizeScenarios(),
+        .. WebScenarios(),
     ];
 
     // The targets the module issues set, judged by the report within this run.
@@ -374,6 +376,7 @@ internal static partial class LoadRunner
         new("cache get ≥ 85 % of a raw prepared SELECT", "cache get 1 KiB", "PgCache", "raw prepared SELECT", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("cache set ≥ 85 % of a raw prepared upsert", "cache set 1 KiB", "PgCache", "raw prepared upsert", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         .. NearCacheTargets,
+        .. WebTargets,
         new("cache get-many(100) ≥ 85 % of a raw = ANY($1) read", "cache get-many 100 × 1 KiB", "PgCache", "raw prepared = ANY($1)", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("rate-limit decision ≥ 85 % of the raw prepared upsert call", "rate limit, 1,000 partitions", "PgRateLimit", "raw prepared call", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("session read-only request ≤ 1.3 × a raw prepared single-row SELECT", "session read-only request", "PgSessions", "raw prepared SELECT", [1, 8], 1.3, TargetKind.CostAtMost),
@@ -432,6 +435,8 @@ internal static partial class LoadRunner
         new("the same, asynchronous commit", "session modifying request", AsynchronousCommit, "stock DistributedSession + RedisCache", "Asynchronous commit: the write does not wait for the WAL flush"),
         new("queue drain, 8 workers", "queue drain", "PgQueue", "Redis twin", "Jobs enqueued in the app's own transaction, which Redis cannot do"),
         new("queue bulk enqueue", BulkEnqueueGroup, "PgQueue", "Redis twin"),
+        new("output-cache hit, 8 callers", OutputCacheGroup, "PgFirst.OutputCaching", "stock Redis output cache", "Output caching on PostgreSQL: Microsoft's Redis output cache is the peer"),
+        new("SignalR fan-out, 100 connections, 2 instances", FanOutGroup, "PgFirst.SignalR", "stock Redis backplane", "SignalR scale-out on LISTEN/NOTIFY: Microsoft's Redis backplane is the peer"),
     ];
 
     private static async Task<Measurement> MeasureAsync(Step step, int callers, TimeSpan warmUp, TimeSpan duration)
@@ -481,7 +486,7 @@ internal static partial class LoadRunner
             await drop.ExecuteNonQueryAsync();
         }
 
-        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule, PgSessions.PostgresSessionBackend.SchemaModule, PgQueue.PostgresJobQueueBackend.SchemaModule]).ApplyAsync();
+        await new PgSchemaInstaller(dataSource, Schema, [PgDistributedCache.SchemaModule, PostgresRateLimitStore.SchemaModule, PgSessions.PostgresSessionBackend.SchemaModule, PgQueue.PostgresJobQueueBackend.SchemaModule, PgSignalRSchema.Module]).ApplyAsync();
         await using (var drop = dataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{LoggedSchema}\" CASCADE"))
         {
             await drop.ExecuteNonQueryAsync();

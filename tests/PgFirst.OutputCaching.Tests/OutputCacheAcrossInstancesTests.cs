@@ -17,6 +17,7 @@ public sealed class OutputCacheAcrossInstancesTests(PostgresServer server) : IAs
 {
     private readonly PostgresSchema _schema = new(server);
     private readonly List<IHost> _hosts = [];
+    private readonly List<PgDistributedCache> _caches = [];
     private int _rendered;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -29,6 +30,11 @@ public sealed class OutputCacheAcrossInstancesTests(PostgresServer server) : IAs
         {
             await host.StopAsync(Ct);
             host.Dispose();
+        }
+
+        foreach (var cache in _caches)
+        {
+            await cache.DisposeAsync(); // registered as instances, so not the container's to dispose
         }
 
         await _schema.DisposeAsync();
@@ -52,6 +58,44 @@ public sealed class OutputCacheAcrossInstancesTests(PostgresServer server) : IAs
         Assert.Equal(fresh, await a.CreateClient().GetStringAsync("/catalog", Ct));
     }
 
+    // With PgCache's near cache each instance serves the page from memory; an eviction by tag on one instance must still
+    // reach the other's copy (through the invalidation), or it would serve the stale page for the copy's whole local
+    // lifetime (five minutes by default).
+    [Fact]
+    public async Task WithTheNearCache_AnEvictionOnOneInstance_DropsTheOthersCopy()
+    {
+        var a = await StartAsync(near: true);
+        var b = await StartAsync(near: true);
+        var nearB = NearCache(b);
+
+        var first = await a.CreateClient().GetStringAsync("/catalog", Ct);
+        Assert.Equal(first, await b.CreateClient().GetStringAsync("/catalog", Ct));
+        Assert.Equal(1, Volatile.Read(ref _rendered));
+        Assert.True(nearB.Count > 0, "b holds no near copy: the test would not test the near cache.");
+        Assert.Equal(first, await b.CreateClient().GetStringAsync("/catalog", Ct));
+
+        await a.Services.GetRequiredService<IOutputCacheStore>().EvictByTagAsync("catalog", Ct);
+
+        // The invalidation is asynchronous (a NOTIFY b's listener applies); the near cache's rule bounds it by
+        // MaxStaleness (2 s by default). Wait well past that before calling the copy stale.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        string served;
+        do
+        {
+            served = await b.CreateClient().GetStringAsync("/catalog", Ct);
+            if (served != first)
+            {
+                break;
+            }
+
+            await Task.Delay(50, Ct);
+        }
+        while (DateTime.UtcNow < deadline);
+
+        Assert.NotEqual(first, served);
+        Assert.Equal(2, Volatile.Read(ref _rendered));
+    }
+
     [Fact]
     public async Task ConcurrentRequestsForOneColdEntry_RenderItOnce()
     {
@@ -64,12 +108,26 @@ public sealed class OutputCacheAcrossInstancesTests(PostgresServer server) : IAs
         Assert.Equal(1, Volatile.Read(ref _rendered));
     }
 
-    private async Task<TestServer> StartAsync()
+    private static PgNearCache NearCache(TestServer server) =>
+        ((PgDistributedCache)server.Services.GetRequiredService<IPgDistributedCache>()).NearCache!;
+
+    private async Task<TestServer> StartAsync(bool near = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         var dataSource = _schema.Track(server.CreateDataSource());
-        builder.Services.AddSingleton<IPgDistributedCache>(new PgDistributedCache(dataSource, _schema.Options, new PgCacheOptions(), new PgTenantContext("default"), TimeProvider.System));
+        var cacheOptions = new PgCacheOptions();
+        var schemaOptions = _schema.Options;
+        if (near)
+        {
+            // Behind a transaction pooler the near cache listens on the direct connection, as an app configures it.
+            cacheOptions.NearCache.Enabled = true;
+            schemaOptions.ListenConnectionString ??= server.DirectConnectionString;
+        }
+
+        var cache = new PgDistributedCache(dataSource, schemaOptions, cacheOptions, new PgTenantContext("default"), TimeProvider.System);
+        _caches.Add(cache);
+        builder.Services.AddSingleton<IPgDistributedCache>(cache);
         builder.Services.AddPgOutputCache(o => o.AddBasePolicy(p => p.Expire(TimeSpan.FromMinutes(5)).Tag("catalog")));
         var app = builder.Build();
         app.UseOutputCache();
@@ -81,6 +139,11 @@ public sealed class OutputCacheAcrossInstancesTests(PostgresServer server) : IAs
         }).CacheOutput();
         await app.StartAsync(Ct);
         _hosts.Add(app);
+        if (near)
+        {
+            await cache.NearCache!.WaitUntilServingAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        }
+
         return app.GetTestServer();
     }
 }
