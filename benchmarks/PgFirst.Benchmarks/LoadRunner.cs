@@ -407,7 +407,6 @@ internal static partial class LoadRunner
         new(LoggedGetGroup, "PgCache on the primary", "raw prepared SELECT"),
         new("cache get-many 100 × 1 KiB", "PgCache", "raw prepared = ANY($1)"),
         new(NearSetGroup, "PgCache", "raw prepared upsert"),
-        new(OutputCacheGroup, "PgFirst.OutputCaching", RawPageVariant),
         new("rate limit, 1,000 partitions", "store only", "raw prepared call"),
         new("rate limit, 1,000 partitions", "PgRateLimit, uncoalesced", "raw prepared call"),
         new("session read-only request", "PgSessions", "raw prepared SELECT"),
