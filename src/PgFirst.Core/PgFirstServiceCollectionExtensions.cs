@@ -189,7 +189,8 @@ public static class PgFirstServiceCollectionExtensions
                 options,
                 TimeProvider.System,
                 sp.GetService<IMeterFactory>(),
-                sp.GetService<ILogger<PgReplicaRouter>>());
+                sp.GetService<ILogger<PgReplicaRouter>>(),
+                sp.GetService<ILoggerFactory>());
         });
         services.AddSingleton<IHostedService, PgReplicaStartup>();
 

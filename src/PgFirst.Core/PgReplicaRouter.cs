@@ -60,7 +60,12 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
     /// <param name="timeProvider">The clock of samples and writes.</param>
     /// <param name="meterFactory">The meter factory, or <see langword="null"/>.</param>
     /// <param name="logger">The logger, or <see langword="null"/>.</param>
-    public PgReplicaRouter(NpgsqlDataSource primary, PgFirstOptions options, TimeProvider timeProvider, IMeterFactory? meterFactory = null, ILogger<PgReplicaRouter>? logger = null)
+    /// <param name="standbyLoggerFactory">
+    /// The logger factory of the standbys' data sources (Npgsql's own command and connection logging), or
+    /// <see langword="null"/> for none. The host passes the app's, as Npgsql's <c>AddNpgsqlDataSource</c> does for the
+    /// primary, so a read on a standby is logged like a read on the primary.
+    /// </param>
+    public PgReplicaRouter(NpgsqlDataSource primary, PgFirstOptions options, TimeProvider timeProvider, IMeterFactory? meterFactory = null, ILogger<PgReplicaRouter>? logger = null, ILoggerFactory? standbyLoggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(primary);
         ArgumentNullException.ThrowIfNull(options);
@@ -69,7 +74,7 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
         _options = options.Replicas;
         _time = timeProvider;
         _logger = logger ?? (ILogger)NullLogger.Instance;
-        _standbys = options.Replicas.ConnectionString is { } connectionString ? CreateStandbys(connectionString, options.Pooler) : NoStandbys;
+        _standbys = options.Replicas.ConnectionString is { } connectionString ? CreateStandbys(connectionString, options.Pooler, standbyLoggerFactory) : NoStandbys;
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(PgFirstMetricNames.CoreMeter) ?? new Meter(PgFirstMetricNames.CoreMeter);
         _reads = _meter.CreateCounter<long>(PgFirstMetricNames.ReplicaReads, "{read}", "Reads routed by consistency level, by target (replica or primary).");
@@ -258,7 +263,7 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
         }
     }
 
-    private static Standby[] CreateStandbys(string connectionString, PgPoolerMode pooler)
+    private static Standby[] CreateStandbys(string connectionString, PgPoolerMode pooler, ILoggerFactory? loggerFactory)
     {
         var settings = new NpgsqlConnectionStringBuilder(connectionString);
         var hosts = (settings.Host ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -266,7 +271,13 @@ public sealed partial class PgReplicaRouter : IAsyncDisposable
         for (var i = 0; i < hosts.Length; i++)
         {
             var one = new NpgsqlConnectionStringBuilder(settings.ConnectionString) { Host = hosts[i] };
-            var dataSource = NpgsqlDataSource.Create(one.ConnectionString);
+            var builder = new NpgsqlDataSourceBuilder(one.ConnectionString);
+            if (loggerFactory is not null)
+            {
+                builder.UseLoggerFactory(loggerFactory);
+            }
+
+            var dataSource = builder.Build();
             PgPooler.EnsureCompatible(dataSource, pooler);
             standbys[i] = new Standby(hosts[i].Contains(':', StringComparison.Ordinal) || one.Port == NpgsqlConnection.DefaultPort ? hosts[i] : $"{hosts[i]}:{one.Port}", dataSource);
         }

@@ -40,6 +40,13 @@ public abstract class SessionConformanceTests : IAsyncLifetime
     /// <summary>Returns how many commands the store's server received since the last call.</summary>
     protected abstract int TakeCommandCount();
 
+    /// <summary>
+    /// Like <see cref="TakeCommandCount"/>, but returns the commands the primary ran only (the others are taken and
+    /// dropped). A load a standby answers first and finds due for a touch is touched on the primary: two commands, one
+    /// of them on the primary. Backends without standbys count all.
+    /// </summary>
+    protected virtual int TakePrimaryCommandCount() => TakeCommandCount();
+
     /// <summary>The real server, for <see cref="TcpProxy"/>.</summary>
     protected abstract (string Host, int Port) ServerEndpoint { get; }
 
@@ -286,10 +293,11 @@ public abstract class SessionConformanceTests : IAsyncLifetime
         Assert.Equal("noop", await browser.GetAsync("/noop"));
         Assert.Equal(0, TakeCommandCount());
 
-        // Past the touch interval the load also slides the expiry: still one command.
+        // Past the touch interval the load also slides the expiry: still one command on the primary (a standby that
+        // read the session first saw the touch due and passed the load on).
         Time.Advance(TimeSpan.FromMinutes(2));
         Assert.Equal("1", await browser.GetAsync("/get/a"));
-        Assert.Equal(1, TakeCommandCount());
+        Assert.Equal(1, TakePrimaryCommandCount());
     }
 
     [Fact]

@@ -10,6 +10,7 @@ public class PostgresSessionConformanceTests(PostgresServer server) : SessionCon
 {
     private readonly PostgresSchema _schema = new(server);
     private readonly CapturingLoggerProvider _npgsqlLogs = new();
+    private readonly CapturingLoggerProvider _standbyLogs = new();
     private PgReplicaRouter? _router;
 
     protected override (string Host, int Port) ServerEndpoint => server.Endpoint;
@@ -40,7 +41,7 @@ public class PostgresSessionConformanceTests(PostgresServer server) : SessionCon
 
         // Npgsql logs one CommandExecutionCompleted event per command: counting them counts round trips of commands.
         var builder = new NpgsqlDataSourceBuilder(connectionString.ConnectionString);
-        builder.UseLoggerFactory(LoggerFactory.Create(l => l.AddProvider(_npgsqlLogs).SetMinimumLevel(LogLevel.Trace)));
+        builder.UseLoggerFactory(NpgsqlLogging(_npgsqlLogs));
         services.AddSingleton(_schema.Track(builder.Build()));
         services.AddPgFirst(o =>
         {
@@ -73,12 +74,26 @@ public class PostgresSessionConformanceTests(PostgresServer server) : SessionCon
 
     private PgReplicaRouter StartRouter()
     {
-        var router = new PgReplicaRouter(_schema.DataSource, _schema.Options, TimeProvider.System);
+        // The standbys log to the same capture as the primary: a read the router sends to a standby once it has
+        // caught up is still a command of this app, and the command-count tests must see it.
+        var router = new PgReplicaRouter(_schema.DataSource, _schema.Options, TimeProvider.System, standbyLoggerFactory: NpgsqlLogging(_standbyLogs));
         router.Start();
         return router;
     }
 
-    protected override int TakeCommandCount() =>
-        _npgsqlLogs.Take(e => e.EventId.Id == NpgsqlEventId.CommandExecutionCompleted
-            && !e.Message.Contains("pg_current_wal_insert_lsn", StringComparison.Ordinal)); // the replica router's samples
+    protected override int TakeCommandCount() => TakeCommands(_npgsqlLogs) + TakeCommands(_standbyLogs);
+
+    protected override int TakePrimaryCommandCount()
+    {
+        TakeCommands(_standbyLogs);
+        return TakeCommands(_npgsqlLogs);
+    }
+
+    private static int TakeCommands(CapturingLoggerProvider logs) =>
+        logs.Take(e => e.EventId.Id == NpgsqlEventId.CommandExecutionCompleted
+            && !e.Message.Contains("pg_current_wal_insert_lsn", StringComparison.Ordinal) // the replica router's samples,
+            && !e.Message.Contains("pg_last_wal_replay_lsn", StringComparison.Ordinal)); // of the primary and the standbys
+
+    private static ILoggerFactory NpgsqlLogging(CapturingLoggerProvider logs) =>
+        LoggerFactory.Create(l => l.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using PgFirst.Testing;
 
@@ -88,6 +89,29 @@ public sealed class SessionReplicaReadTests : IAsyncLifetime
         await using var lastSeen = _pair.PrimaryData.CreateCommand($"SELECT last_seen_at FROM \"{_schema}\".session WHERE key_hash = $1");
         lastSeen.Parameters.Add(new NpgsqlParameter { Value = Key(5) });
         Assert.Equal(later.UtcDateTime, (DateTime)(await lastSeen.ExecuteScalarAsync(Ct))!, TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task StandbyReads_AreLoggedThroughTheLoggerFactoryGivenForTheStandbys()
+    {
+        // A command-count test once counted 0 for a read the router had sent to the standby: the standby's data source
+        // logged nowhere. The host now hands the app's logger factory to the standbys, as it does to the primary.
+        var standbyLogs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(l => l.AddProvider(standbyLogs).SetMinimumLevel(LogLevel.Trace));
+        await using var router = new PgReplicaRouter(_pair.PrimaryData, Options, TimeProvider.System, standbyLoggerFactory: loggerFactory);
+        router.Start();
+        var backend = new PostgresSessionBackend(
+            _pair.PrimaryData, Options, PgReplicaReads.For(router, "pgsessions", PgReadConsistency.BoundedStaleness, TimeSpan.FromSeconds(60)));
+        var now = DateTimeOffset.UtcNow;
+        await new PostgresSessionBackend(_pair.PrimaryData, Options).InsertAsync(Record(Key(7), "logged", now), Ct);
+        await _pair.WaitForReplayAsync(Ct);
+
+        await QueueTestHost.WaitUntilAsync(
+            async () => await LoadAsync(backend, Key(7), now) == "logged" && router.LastReadTarget("pgsessions") == router.Status[0].Host,
+            "the session to be loaded from the standby");
+
+        Assert.Contains(standbyLogs.Entries, e => e.EventId.Id == NpgsqlEventId.CommandExecutionCompleted
+            && e.Message.Contains($"\"{_schema}\"", StringComparison.Ordinal));
     }
 
     private string StandbyHost => _router.Status[0].Host;
