@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using PgCache;
@@ -310,11 +312,13 @@ internal static partial class LoadRunner
         Load("cache get 1 KiB: raw prepared call of cache_get", () => Step.RawCacheGetFunctionAsync()),
         Load("cache get 1 KiB: PgCache", () => Step.CacheGetAsync(redis: false)),
         Load("cache get 1 KiB: Redis twin", () => Step.CacheGetAsync(redis: true)),
+        Load($"cache get 1 KiB: {StockRedisCache}", () => Step.StockCacheGetAsync()),
         Load($"cache get 1 KiB: PgCache {ThroughPgBouncer}", () => Step.CacheGetAsync(redis: false, Topology.PgBouncer)),
         Load($"cache get 1 KiB: PgCache {DirectUnprepared}", () => Step.CacheGetAsync(redis: false, Topology.DirectUnprepared)),
         Load("cache set 1 KiB: raw prepared upsert", () => Step.RawCacheSetAsync()),
         Load("cache set 1 KiB: PgCache", () => Step.CacheSetAsync(redis: false)),
         Load("cache set 1 KiB: Redis twin", () => Step.CacheSetAsync(redis: true)),
+        Load($"cache set 1 KiB: {StockRedisCache}", () => Step.StockCacheSetAsync()),
         Load($"cache set 1 KiB: PgCache {ThroughPgBouncer}", () => Step.CacheSetAsync(redis: false, Topology.PgBouncer)),
         Load($"cache set 1 KiB: PgCache {DirectUnprepared}", () => Step.CacheSetAsync(redis: false, Topology.DirectUnprepared)),
         Load($"{LoggedGetGroup}: raw prepared SELECT", () => Step.RawCacheGetAsync(LoggedSchema)),
@@ -375,6 +379,8 @@ internal static partial class LoadRunner
     [
         new("cache get ≥ 85 % of a raw prepared SELECT", "cache get 1 KiB", "PgCache", "raw prepared SELECT", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("cache set ≥ 85 % of a raw prepared upsert", "cache set 1 KiB", "PgCache", "raw prepared upsert", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
+        new("Redis twin cache get ≥ 90 % of Microsoft's RedisCache get", "cache get 1 KiB", "Redis twin", StockRedisCache, [1, 8, 32], 0.9, TargetKind.ThroughputAtLeast),
+        new("Redis twin cache set ≥ 90 % of Microsoft's RedisCache set", "cache set 1 KiB", "Redis twin", StockRedisCache, [1, 8, 32], 0.9, TargetKind.ThroughputAtLeast),
         .. NearCacheTargets,
         .. WebTargets,
         new("cache get-many(100) ≥ 85 % of a raw = ANY($1) read", "cache get-many 100 × 1 KiB", "PgCache", "raw prepared = ANY($1)", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
@@ -422,15 +428,19 @@ internal static partial class LoadRunner
     private static HeadlineRow[] Headline =>
     [
         new("cache get, 1 KiB", "cache get 1 KiB", "PgCache", "Redis twin"),
+        new("cache get, 1 KiB", "cache get 1 KiB", "PgCache", StockRedisCache),
         new("cache get, 1 KiB, 10,000 hot keys", NearGetGroup, "PgCache", "stock RedisCache"),
         new("cache get with the near cache", NearGetGroup, "PgCache, near cache", "stock RedisCache", "The near cache: a hit is served in process, kept coherent through LISTEN/NOTIFY"),
         new("cache set, 1 KiB", "cache set 1 KiB", "PgCache", "Redis twin"),
+        new("cache set, 1 KiB", "cache set 1 KiB", "PgCache", StockRedisCache),
         new("cache get-many, 100 × 1 KiB", "cache get-many 100 × 1 KiB", "PgCache", "Redis twin"),
         new("cache 90 % get / 10 % set, 2 instances", MixedGroup, "PgCache", "Redis twin"),
         new("the same with the near cache", MixedGroup, "PgCache, near cache", "stock FusionCache + RedisCache + Redis backplane", "The near cache against FusionCache's own memory level over Redis"),
         new("rate-limit decision, 1,000 partitions", "rate limit, 1,000 partitions", "PgRateLimit", "Redis twin", "Coalescing: concurrent decisions of one partition share a round trip"),
         new("rate-limit decision, one hot partition", HotPartitionGroup, "PgRateLimit", "Redis twin"),
+        new("session read-only request", "session read-only request", "PgSessions", "Redis twin"),
         new("session read-only request", "session read-only request", "PgSessions", "stock DistributedSession + RedisCache"),
+        new("session modifying request", "session modifying request", "PgSessions", "Redis twin"),
         new("session modifying request", "session modifying request", "PgSessions", "stock DistributedSession + RedisCache"),
         new("the same, asynchronous commit", "session modifying request", AsynchronousCommit, "stock DistributedSession + RedisCache", "Asynchronous commit: the write does not wait for the WAL flush"),
         new("queue drain, 8 workers", "queue drain", "PgQueue", "Redis twin", "Jobs enqueued in the app's own transaction, which Redis cannot do"),
@@ -500,11 +510,13 @@ internal static partial class LoadRunner
         using var cache = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = Schema }, new PgCacheOptions(), tenants, TimeProvider.System);
         using var redisCache = new PgDistributedCache(new RedisCacheBackend(redis, new PgFirstRedisOptions { KeyPrefix = RedisPrefix }, new PgCacheOptions()), new PgCacheOptions(), tenants, TimeProvider.System);
         using var logged = new PgDistributedCache(dataSource, new PgFirstOptions { SchemaName = LoggedSchema }, new PgCacheOptions { Durability = PgCacheDurability.Logged }, tenants, TimeProvider.System);
+        using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = StockRedisCachePrefix }));
         foreach (var chunk in entries.Chunk(1000))
         {
             await cache.SetManyAsync(chunk, options);
             await redisCache.SetManyAsync(chunk, options);
             await logged.SetManyAsync(chunk, options);
+            await Task.WhenAll(chunk.Select(e => stock.SetAsync(e.Key, e.Value, options)));
         }
 
         await SettleAsync();
@@ -547,6 +559,11 @@ internal static partial class LoadRunner
 
     // The cache on a LOGGED table, the only kind a standby can read: its own schema, the same keys.
     private static string LoggedSchema => Schema + "_logged";
+
+    // The variant name of Microsoft's RedisCache in the 1 KiB groups, and its keys' prefix.
+    private const string StockRedisCache = "stock RedisCache";
+
+    private static string StockRedisCachePrefix => RedisPrefix + "stock-1k:";
 
     private static string Key(long i) => "product:" + (i % Keys).ToString(CultureInfo.InvariantCulture);
 
@@ -613,6 +630,27 @@ internal static partial class LoadRunner
         {
             var (cache, dispose) = await CacheAsync(redis, topology);
             return new Step(i => cache.SetAsync(Key(i), Value, SetOptions), dispose);
+        }
+
+        // Microsoft's RedisCache on the same server and key space (its own multiplexer), what a team would otherwise run.
+        public static Task<Step> StockCacheGetAsync()
+        {
+            var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = StockRedisCachePrefix }));
+            return Task.FromResult(new Step(i => stock.GetAsync(Key(i)), () =>
+            {
+                stock.Dispose();
+                return ValueTask.CompletedTask;
+            }));
+        }
+
+        public static Task<Step> StockCacheSetAsync()
+        {
+            var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = BenchmarkServers.Redis, InstanceName = StockRedisCachePrefix }));
+            return Task.FromResult(new Step(i => stock.SetAsync(Key(i), Value, SetOptions), () =>
+            {
+                stock.Dispose();
+                return ValueTask.CompletedTask;
+            }));
         }
 
         // One operation = one call for 100 keys (1 KiB each), the keys sliding through the key space.

@@ -15,9 +15,14 @@ namespace PgFirst.Redis;
 /// </summary>
 /// <remarks>
 /// <para>
-/// A single-entry read is one plain <c>HMGET</c>, as Microsoft's <c>RedisCache</c> reads; every write, removal,
-/// multi-key read and the read of a sliding entry whose refresh is due is one Lua script, so one round trip and atomic
-/// (a write keeps the entry, its tag sets and the tenant index together; a refresh rereads and extends in one step).
+/// The hot paths are plain commands, as Microsoft's <c>RedisCache</c> runs them: a single-entry read is one <c>HMGET</c>,
+/// and a write of one entry without tags and without a near-cache invalidation is one <c>HSET</c> and one
+/// <c>PEXPIRE</c> (or <c>PERSIST</c>), pipelined. Lua scripts, one round trip and atomic each, serve what needs
+/// atomicity: a tagged write (the entry and its tag sets together), a write that publishes a near-cache invalidation
+/// (published if and only if the write happened), the read of a sliding entry whose refresh is due (reread and
+/// extended in one step), multi-key reads and writes, and removals by key and by tag. Removing a tenant scans for the
+/// prefix of its entries (<c>SCAN</c>, so it visits the whole keyspace once) rather than keeping an index that every
+/// write would pay for.
 /// Expiry is decided by the cache's clock (in milliseconds), exactly as on PostgreSQL: a read compares the entry's
 /// expiry with the current time, and a sliding entry is extended at most once per refresh step. Redis TTLs (remaining
 /// lifetime plus one minute) only free abandoned keys; they never decide a hit.
@@ -37,8 +42,13 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     // The arguments of the set script before the values: the three key prefixes, then now, e, s, a, margin and tags.
     private const int WriteHeaderLength = 9;
 
-    // The fields a plain read needs: the value, e (effective expiry), s (sliding window) and a (absolute expiry).
+    // The fields a plain read needs: the value, e (effective expiry), s (sliding window) and a (absolute expiry); the
+    // near cache's read also t (the tags).
     private static readonly RedisValue[] PlainReadFields = ["value", "e", "s", "a"];
+    private static readonly RedisValue[] PlainEntryFields = ["value", "e", "s", "a", "t"];
+
+    // How many keys one SCAN step of a tenant's removal asks for.
+    private const int ScanPageSize = 1000;
 
     private readonly IConnectionMultiplexer _connection;
     private readonly string _keyPrefix;
@@ -71,12 +81,25 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
+    public async ValueTask<PgCacheEntry?> GetEntryAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
     {
         var names = Keys(read.TenantId);
-        return RunAsync(
+        RedisKey entry = names.Entry(key);
+        var database = _connection.GetDatabase();
+        var fields = async
+            ? await database.HashGetAsync(entry, PlainEntryFields).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false)
+            : database.HashGet(entry, PlainEntryFields);
+        switch (Live(fields, read))
+        {
+            case Liveness.Missing:
+                return null;
+            case Liveness.Live:
+                return Entry(fields[0], (long)fields[1], (long)fields[2], (long)fields[3], (string?)fields[4]);
+        }
+
+        return await RunAsync(
             RedisCacheScripts.ReadEntry,
-            [names.Entry(key)],
+            [entry],
             ReadArguments(names, read),
             static result =>
             {
@@ -86,21 +109,24 @@ public sealed class RedisCacheBackend : IPgCacheBackend
                 }
 
                 var fields = (RedisResult[])result!;
-                var expires = long.Parse((string)fields[1]!, System.Globalization.CultureInfo.InvariantCulture);
-                var sliding = long.Parse((string)fields[2]!, System.Globalization.CultureInfo.InvariantCulture);
-                var absolute = long.Parse((string)fields[3]!, System.Globalization.CultureInfo.InvariantCulture);
-                var tags = (string?)fields[4];
-                return new PgCacheEntry(
-                    (byte[])fields[0]!,
-                    new PgCacheExpiry(
-                        expires == -1 ? null : DateTimeOffset.FromUnixTimeMilliseconds(expires),
-                        sliding == -1 ? null : TimeSpan.FromMilliseconds(sliding),
-                        absolute == -1 ? null : DateTimeOffset.FromUnixTimeMilliseconds(absolute)),
-                    string.IsNullOrEmpty(tags) ? null : tags.Split('\0', StringSplitOptions.RemoveEmptyEntries));
+                return Entry(
+                    (RedisValue)fields[0],
+                    long.Parse((string)fields[1]!, System.Globalization.CultureInfo.InvariantCulture),
+                    long.Parse((string)fields[2]!, System.Globalization.CultureInfo.InvariantCulture),
+                    long.Parse((string)fields[3]!, System.Globalization.CultureInfo.InvariantCulture),
+                    (string?)fields[4]);
             },
             async,
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
     }
+
+    private static PgCacheEntry Entry(RedisValue value, long expires, long sliding, long absolute, string? tags) => new(
+        (byte[])value!,
+        new PgCacheExpiry(
+            expires == -1 ? null : DateTimeOffset.FromUnixTimeMilliseconds(expires),
+            sliding == -1 ? null : TimeSpan.FromMilliseconds(sliding),
+            absolute == -1 ? null : DateTimeOffset.FromUnixTimeMilliseconds(absolute)),
+        string.IsNullOrEmpty(tags) ? null : tags.Split('\0', StringSplitOptions.RemoveEmptyEntries));
 
     /// <inheritdoc />
     public IPgCacheInvalidationBus CreateInvalidationBus(IPgCacheInvalidationSink sink) =>
@@ -121,10 +147,10 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     // One live entry's value, or null. The hot path is one plain HMGET (no script): a missing or expired entry is a
-    // miss, an entry without sliding expiration (or a sliding one whose refresh is not due yet) a hit, decided here by
-    // the same rule as the script's read_live. Only a sliding entry whose refresh is due runs the read script, which
-    // reads the entry again and extends it atomically, and whose answer is the one returned: at most once per refresh
-    // step per entry, so a read costs what Microsoft's RedisCache's HMGET costs.
+    // miss, an entry without sliding expiration (or a sliding one whose refresh is not due yet) a hit, decided by Live.
+    // Only a sliding entry whose refresh is due runs the read script, which reads the entry again and extends it
+    // atomically, and whose answer is the one returned: at most once per refresh step per entry, so a read costs what
+    // Microsoft's RedisCache's HMGET costs.
     private async ValueTask<RedisValue> ReadAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
     {
         var names = Keys(read.TenantId);
@@ -133,29 +159,12 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         var fields = async
             ? await database.HashGetAsync(entry, PlainReadFields).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false)
             : database.HashGet(entry, PlainReadFields);
-        if (fields[0].IsNull)
+        switch (Live(fields, read))
         {
-            return RedisValue.Null;
-        }
-
-        var now = read.Now.ToUnixTimeMilliseconds();
-        var expires = (long)fields[1];
-        if (expires != -1 && expires <= now)
-        {
-            return RedisValue.Null;
-        }
-
-        var sliding = (long)fields[2];
-        if (sliding == -1)
-        {
-            return fields[0];
-        }
-
-        var absolute = (long)fields[3];
-        var extended = absolute != -1 && absolute < now + sliding ? absolute : now + sliding;
-        if (extended - expires < Math.Min((long)read.RefreshGranularity.TotalMilliseconds, sliding / 10.0))
-        {
-            return fields[0];
+            case Liveness.Missing:
+                return RedisValue.Null;
+            case Liveness.Live:
+                return fields[0];
         }
 
         return await RunAsync(
@@ -165,6 +174,41 @@ public sealed class RedisCacheBackend : IPgCacheBackend
             static result => (RedisValue)((RedisResult[])result!)[0],
             async,
             cancellationToken).ConfigureAwait(false);
+    }
+
+    private enum Liveness
+    {
+        Missing,
+        Live,
+        RefreshDue,
+    }
+
+    // The fields {value, e, s, a, …} of a plain read, judged by the same rule as the script's read_live: missing or
+    // expired, live, or a sliding entry whose extension would move its expiry by at least min(granularity, window / 10)
+    // (never beyond its absolute expiry), which only the script may do.
+    private static Liveness Live(RedisValue[] fields, PgCacheRead read)
+    {
+        if (fields[0].IsNull)
+        {
+            return Liveness.Missing;
+        }
+
+        var now = read.Now.ToUnixTimeMilliseconds();
+        var expires = (long)fields[1];
+        if (expires != -1 && expires <= now)
+        {
+            return Liveness.Missing;
+        }
+
+        var sliding = (long)fields[2];
+        if (sliding == -1)
+        {
+            return Liveness.Live;
+        }
+
+        var absolute = (long)fields[3];
+        var extended = absolute != -1 && absolute < now + sliding ? absolute : now + sliding;
+        return extended - expires < Math.Min((long)read.RefreshGranularity.TotalMilliseconds, sliding / 10.0) ? Liveness.Live : Liveness.RefreshDue;
     }
 
     /// <inheritdoc />
@@ -198,12 +242,58 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     public async ValueTask SetAsync(PgCacheWrite write, string key, ReadOnlySequence<byte> value, bool async, CancellationToken cancellationToken)
     {
         var names = Keys(write.TenantId);
-        var arguments = WriteArguments(names, write, 1);
 
         // A multi-segment value is copied into an array of its own (not a pooled one): a write that timed out may still
         // be queued in the multiplexer, and must never read a buffer that went back to a pool.
-        arguments[WriteHeaderLength] = value.IsSingleSegment ? value.First : value.ToArray();
+        RedisValue stored = value.IsSingleSegment ? value.First : value.ToArray();
+        if (write.Tags is null && write.Invalidation is null)
+        {
+            await PlainSetAsync(names.Entry(key), stored, write, async, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var arguments = WriteArguments(names, write, 1);
+        arguments[WriteHeaderLength] = stored;
         await RunAsync(RedisCacheScripts.Set, [names.Entry(key)], Notifying(arguments, write.Invalidation), static _ => 0, async, cancellationToken).ConfigureAwait(false);
+    }
+
+    // An untagged write without a near-cache invalidation: every field of the hash (t empty) and its backstop TTL, two
+    // plain commands pipelined, as RedisCache writes. Nothing else needs to change together with it: no tag set gains
+    // a member, and the tag sets of the value it replaces may keep a member that no longer carries their tag, which a
+    // removal by tag checks for (the entry's t field) and the next write of that tag prunes.
+    private async ValueTask PlainSetAsync(RedisKey entry, RedisValue value, PgCacheWrite write, bool async, CancellationToken cancellationToken)
+    {
+        var expiry = write.Expiry;
+        var now = write.Now.ToUnixTimeMilliseconds();
+        var expires = expiry.ExpiresAt is { } expiresAt ? expiresAt.ToUnixTimeMilliseconds() : -1;
+        HashEntry[] fields =
+        [
+            new("value", value),
+            new("e", expires),
+            new("s", expiry.Sliding is { } sliding ? Math.Max(1, (long)sliding.TotalMilliseconds) : -1),
+            new("a", expiry.Absolute is { } absolute ? absolute.ToUnixTimeMilliseconds() : -1),
+            new("t", RedisValue.EmptyString),
+        ];
+        TimeSpan? ttl = expires == -1 ? null : TimeSpan.FromMilliseconds(expires - now + BackstopMarginMilliseconds);
+        var database = _connection.GetDatabase();
+        if (!async)
+        {
+            database.HashSet(entry, fields);
+            if (ttl is { } lifetime)
+            {
+                database.KeyExpire(entry, lifetime);
+            }
+            else
+            {
+                database.KeyPersist(entry);
+            }
+
+            return;
+        }
+
+        var set = database.HashSetAsync(entry, fields);
+        var expire = ttl is { } due ? database.KeyExpireAsync(entry, due) : database.KeyPersistAsync(entry);
+        await Task.WhenAll(set, expire).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -249,10 +339,59 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     /// <inheritdoc />
-    public ValueTask<long> RemoveTenantAsync(string tenantId, string? invalidation, CancellationToken cancellationToken)
+    public async ValueTask<long> RemoveTenantAsync(string tenantId, string? invalidation, CancellationToken cancellationToken)
     {
+        // Every entry and tag set of the tenant, found by its prefix: SCAN returns every key that exists from the
+        // start of the scan to its end, so every entry written before this call is removed; one written while it runs
+        // may stay, as if written after it. The near-cache invalidation goes out once the last entry is gone.
         var names = Keys(tenantId);
-        return RunAsync(RedisCacheScripts.RemoveTenant, [names.Index], Notifying(names.Arguments(0), invalidation), static result => (long)result, async: true, cancellationToken);
+        var database = _connection.GetDatabase();
+        var removed = await DeleteMatchingAsync(database, names.EntryPrefix, count: true, cancellationToken).ConfigureAwait(false);
+        await DeleteMatchingAsync(database, names.TagPrefix, count: false, cancellationToken).ConfigureAwait(false);
+        await database.KeyDeleteAsync(names.Index).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+        if (invalidation is not null)
+        {
+            await database.PublishAsync(RedisChannel.Literal(_keyPrefix + "pgcache:near"), invalidation).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+        }
+
+        return removed;
+    }
+
+    private async Task<long> DeleteMatchingAsync(IDatabase database, string prefix, bool count, CancellationToken cancellationToken)
+    {
+        var pattern = GlobEscaped(prefix) + "*";
+        long removed = 0;
+        long cursor = 0;
+        do
+        {
+            var page = (RedisResult[])(await database.ExecuteAsync("SCAN", cursor, "MATCH", pattern, "COUNT", ScanPageSize).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false))!;
+            cursor = (long)page[0];
+            var keys = (RedisKey[])page[1]!;
+            if (keys.Length > 0)
+            {
+                var deleted = await database.KeyDeleteAsync(keys).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+                removed += count ? deleted : 0;
+            }
+        }
+        while (cursor != 0);
+        return removed;
+    }
+
+    // A literal prefix for SCAN's MATCH: its glob characters (* ? [ ] \) escaped. Tenant ids and key prefixes may hold them.
+    private static string GlobEscaped(string text)
+    {
+        var escaped = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            if (c is '*' or '?' or '[' or ']' or '\\')
+            {
+                escaped.Append('\\');
+            }
+
+            escaped.Append(c);
+        }
+
+        return escaped.ToString();
     }
 
     /// <inheritdoc />

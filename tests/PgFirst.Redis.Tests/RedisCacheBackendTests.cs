@@ -60,8 +60,90 @@ public class RedisCacheBackendTests(RedisServer server) : IAsyncLifetime
         Assert.Equal([2], (byte[])(await Db.HashGetAsync(Entry("k", "a:b"), "value"))!);
         Assert.Equal(-1, (long)await Db.HashGetAsync(Entry("k", "a:b"), "e"));
         Assert.True(await Db.SetContainsAsync($"{_prefix}t:1:a:t", "b:k"));
-        Assert.True(await Db.SetContainsAsync($"{_prefix}n:1:a", "b:k"));
-        Assert.True(await Db.SetContainsAsync($"{_prefix}n:3:a:b", "k"));
+
+        // No tenant index: no write pays for one, and a tenant's removal finds its entries by their prefix.
+        Assert.False(await Db.KeyExistsAsync($"{_prefix}n:1:a"));
+        Assert.False(await Db.KeyExistsAsync($"{_prefix}n:3:a:b"));
+    }
+
+    [Fact]
+    public async Task PlainWrite_UntaggedEntry_WritesEveryFieldAndTheBackstopTtl_AndDropsAnOldTtlWhenItHasNoExpiry()
+    {
+        var cache = Create();
+        await cache.SetAsync("k", [1], new PgCacheEntryOptions { Tags = ["t"], SlidingExpiration = TimeSpan.FromMinutes(5) }, CancellationToken);
+
+        // Rewritten without tags or sliding: the plain path replaces every field, t included.
+        await cache.SetAsync("k", [2], new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(10) }, CancellationToken);
+        var fields = (await Db.HashGetAllAsync(Entry("k"))).ToDictionary(e => (string)e.Name!, e => e.Value);
+        Assert.Equal([2], (byte[])fields["value"]!);
+        Assert.Equal(UnixMs(_time.GetUtcNow().AddMinutes(10)), (long)fields["e"]);
+        Assert.Equal(-1, (long)fields["s"]);
+        Assert.Equal(UnixMs(_time.GetUtcNow().AddMinutes(10)), (long)fields["a"]);
+        Assert.Equal("", (string)fields["t"]!);
+        Assert.InRange((await Db.KeyTimeToLiveAsync(Entry("k")))!.Value, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(11));
+
+        // Its old tag set may still list it, but it no longer carries the tag: a removal by tag keeps it.
+        Assert.Equal(0, await cache.RemoveByTagAsync("t", CancellationToken));
+        Assert.Equal([2], await cache.GetAsync("k", CancellationToken));
+
+        // Without expiry: the TTL the previous value had is gone, or Redis would drop a live entry.
+        await cache.SetAsync("k", [3], new DistributedCacheEntryOptions(), CancellationToken);
+        Assert.Null(await Db.KeyTimeToLiveAsync(Entry("k")));
+        Assert.Equal([3], await cache.GetAsync("k", CancellationToken));
+    }
+
+    [Fact]
+    public async Task RemoveTenant_KeyPrefixWithGlobCharacters_RemovesThatAppsTenantOnly()
+    {
+        // The removal scans for the tenant's prefix, the app's key prefix first. Tenant ids cannot hold glob characters,
+        // key prefixes can. Unescaped, the pattern of prefix "p*:" matches the keys of the app on prefix "pq:", and
+        // "p?:" too; a backslash must match itself.
+        string[] prefixes = ["p*:", "pq:", "p?:", "p[q]:", "p\\q:"];
+        var caches = prefixes.ToDictionary(p => p, p => new PgDistributedCache(
+            new RedisCacheBackend(server.Connection, new PgFirstRedisOptions { KeyPrefix = _prefix + p }, new PgCacheOptions()),
+            new PgCacheOptions(),
+            new PgTenantContext("default"),
+            _time));
+        foreach (var cache in caches.Values)
+        {
+            await cache.SetAsync("k", [1], new DistributedCacheEntryOptions(), CancellationToken);
+            await cache.SetAsync("tagged", [1], new PgCacheEntryOptions { Tags = ["t"] }, CancellationToken);
+        }
+
+        Assert.Equal(2, await caches["p*:"].RemoveTenantAsync(CancellationToken));
+        Assert.Equal(2, await caches["p?:"].RemoveTenantAsync(CancellationToken));
+        Assert.Equal(2, await caches["p[q]:"].RemoveTenantAsync(CancellationToken));
+        foreach (var gone in new[] { "p*:", "p?:", "p[q]:" })
+        {
+            Assert.Null(await caches[gone].GetAsync("k", CancellationToken));
+            Assert.False(await Db.KeyExistsAsync($"{_prefix}{gone}t:7:default:t"));
+        }
+
+        Assert.Equal([1], await caches["pq:"].GetAsync("k", CancellationToken));
+        Assert.Equal([1], await caches["pq:"].GetAsync("tagged", CancellationToken));
+        Assert.Equal(1, await caches["pq:"].RemoveByTagAsync("t", CancellationToken));
+        Assert.Equal(2, await caches["p\\q:"].RemoveTenantAsync(CancellationToken));
+        Assert.Equal([1], await caches["pq:"].GetAsync("k", CancellationToken));
+    }
+
+    [Fact]
+    public async Task RemoveTenant_ManyEntries_RemovesAllAcrossScanPages_AndTheIndexOfEarlierReleases()
+    {
+        var cache = Create();
+        var entries = Enumerable.Range(0, 2500).Select(i => new KeyValuePair<string, byte[]>($"k{i}", [1])).ToList();
+        foreach (var chunk in entries.Chunk(500))
+        {
+            await cache.SetManyAsync(chunk, new DistributedCacheEntryOptions(), CancellationToken);
+        }
+
+        await cache.ForTenant("other").SetAsync("k0", [2], new DistributedCacheEntryOptions(), CancellationToken);
+        await Db.SetAddAsync($"{_prefix}n:7:default", "k0"); // as an earlier release left it
+
+        Assert.Equal(2500, await cache.RemoveTenantAsync(CancellationToken));
+        Assert.Null(await cache.GetAsync("k2499", CancellationToken));
+        Assert.False(await Db.KeyExistsAsync($"{_prefix}n:7:default"));
+        Assert.Equal([2], await cache.ForTenant("other").GetAsync("k0", CancellationToken));
+        Assert.Equal(0, await cache.RemoveTenantAsync(CancellationToken));
     }
 
     [Fact]
@@ -112,13 +194,11 @@ public class RedisCacheBackendTests(RedisServer server) : IAsyncLifetime
         var entryTtl = (await Db.KeyTimeToLiveAsync(Entry("short")))!.Value;
         Assert.InRange(entryTtl, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(11));
         Assert.True(await Db.KeyTimeToLiveAsync($"{_prefix}t:7:default:t") >= entryTtl - TimeSpan.FromSeconds(1));
-        Assert.True(await Db.KeyTimeToLiveAsync($"{_prefix}n:7:default") >= entryTtl - TimeSpan.FromSeconds(1));
 
         await cache.SetAsync("forever", [2], new PgCacheEntryOptions { Tags = ["t"] }, CancellationToken);
 
         Assert.Null(await Db.KeyTimeToLiveAsync(Entry("forever")));
         Assert.Null(await Db.KeyTimeToLiveAsync($"{_prefix}t:7:default:t"));
-        Assert.Null(await Db.KeyTimeToLiveAsync($"{_prefix}n:7:default"));
     }
 
     [Fact]
@@ -151,9 +231,8 @@ public class RedisCacheBackendTests(RedisServer server) : IAsyncLifetime
         }
 
         Assert.InRange(await Db.SetLengthAsync($"{_prefix}t:7:default:t"), 300, 360);
-        Assert.InRange(await Db.SetLengthAsync($"{_prefix}n:7:default"), 300, 360);
         Assert.Equal(300, await cache.RemoveByTagAsync("t", CancellationToken));
-        Assert.False(await Db.KeyExistsAsync($"{_prefix}n:7:default"));
+        Assert.False(await Db.KeyExistsAsync($"{_prefix}t:7:default:t"));
     }
 
     [Fact]

@@ -1,21 +1,25 @@
 namespace PgFirst.Redis.Internal;
 
-// The Lua scripts of the Redis cache: every operation is one script, so it is one round trip and atomic.
+// The Lua scripts of the Redis cache: the operations that need atomicity (a tagged write, a write that publishes a
+// near-cache invalidation, a refresh, removals, a multi-key read) are one script each, so one round trip and atomic.
+// The hot paths (a single-entry read, an untagged write without invalidation) are plain commands in RedisCacheBackend.
 //
 // Layout (see RedisCacheKeys): an entry is a HASH {prefix}c:{len}:{tenant}:{key} with the fields value, e (effective
 // expiry, unix ms on the app clock, -1 = never), s (sliding window ms, -1 = none), a (absolute expiry unix ms, -1 =
 // none) and t (its tags as "\0tag1\0tag2\0", or empty). Every tag of a tenant has a SET {prefix}t:{len}:{tenant}:{tag}
-// and every tenant an index SET {prefix}n:{len}:{tenant}; their members are the user keys.
+// whose members are the user keys. A tenant has no index set: removing a tenant scans for its entries' prefix, so no
+// write pays for one. (Earlier releases kept an index SET {prefix}n:{len}:{tenant}; removing the tenant deletes it.)
 //
 // Expiry is decided by the "now" the caller passes (the injected TimeProvider), never by Redis's clock. Redis TTLs are
 // only a backstop that frees abandoned keys: an entry's TTL is its remaining lifetime plus a margin, and a set's TTL is
 // at least that of its longest-lived member, so a backstop never drops a live entry's membership.
 //
-// Every script takes ARGV[1] = entry prefix, ARGV[2] = tag-set prefix, ARGV[3] = tenant index key; the rest follows.
+// Every script takes ARGV[1] = entry prefix, ARGV[2] = tag-set prefix, ARGV[3] = the former index key (unused by the
+// scripts; kept so the argument positions stay put); the rest follows.
 internal static class RedisCacheScripts
 {
     private const string Common = """
-        local entry_prefix, tag_prefix, index = ARGV[1], ARGV[2], ARGV[3]
+        local entry_prefix, tag_prefix = ARGV[1], ARGV[2]
 
         local function ms(n)
             return string.format('%.0f', n)
@@ -45,8 +49,9 @@ internal static class RedisCacheScripts
             end
         end
 
-        -- Members whose entry vanished by its backstop TTL (or no longer carries the tag) are dropped a few at a time
-        -- on every write, which keeps each set within a small factor of its live members.
+        -- Members whose entry vanished by its backstop TTL (or was written again without the tag, by a plain write
+        -- that does not look at the old tags) are dropped a few at a time on every write of the tag, which keeps each
+        -- set within a small factor of its live members.
         local function prune(set, tag)
             for _, m in ipairs(redis.call('SRANDMEMBER', set, 3)) do
                 local tags = redis.call('HGET', entry_prefix .. m, 't')
@@ -61,7 +66,6 @@ internal static class RedisCacheScripts
             for tag in each_tag(redis.call('HGET', key, 't') or '') do
                 redis.call('SREM', tag_prefix .. tag, member)
             end
-            redis.call('SREM', index, member)
             return redis.call('DEL', key)
         end
 
@@ -78,7 +82,6 @@ internal static class RedisCacheScripts
             redis.call('HSET', key, 'e', ms(expires))
             redis.call('PEXPIRE', key, ms(ttl))
             local member = member_of(key)
-            track(index, member, ttl)
             for tag in each_tag(tags) do
                 track(tag_prefix .. tag, member, ttl)
             end
@@ -173,8 +176,6 @@ internal static class RedisCacheScripts
             if ttl >= 0 then
                 redis.call('PEXPIRE', key, ms(ttl))
             end
-            track(index, member, ttl)
-            prune(index, nil)
             for tag in each_tag(tags) do
                 track(tag_prefix .. tag, member, ttl)
                 prune(tag_prefix .. tag, tag)
@@ -211,16 +212,7 @@ internal static class RedisCacheScripts
         return removed
         """;
 
-    // KEYS[1]: the tenant index.
-    private const string RemoveTenantText = Common + """
-        local removed = 0
-        for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-            removed = removed + drop(entry_prefix .. m)
-        end
-        redis.call('DEL', KEYS[1])
-        notify(3)
-        return removed
-        """;
+
 
     public static RedisScript Read { get; } = new(ReadText);
 
@@ -233,6 +225,4 @@ internal static class RedisCacheScripts
     public static RedisScript Remove { get; } = new(RemoveText);
 
     public static RedisScript RemoveByTag { get; } = new(RemoveByTagText);
-
-    public static RedisScript RemoveTenant { get; } = new(RemoveTenantText);
 }
