@@ -53,6 +53,7 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     private readonly IConnectionMultiplexer _connection;
     private readonly string _keyPrefix;
     private readonly TimeSpan _timeout;
+    private readonly bool _multiplexerBoundsTimeout;
     private TenantKeys? _last;
 
     /// <summary>Initializes a new instance of the <see cref="RedisCacheBackend"/> class. Does no I/O.</summary>
@@ -68,6 +69,7 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         _connection = connection;
         _keyPrefix = redisOptions.KeyPrefix;
         _timeout = options.OperationTimeout;
+        _multiplexerBoundsTimeout = TimeSpan.FromMilliseconds(ConfigurationOptions.Parse(connection.Configuration).AsyncTimeout) <= _timeout;
     }
 
     /// <inheritdoc />
@@ -76,7 +78,14 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     /// <inheritdoc />
     public async ValueTask<byte[]?> GetAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
     {
-        var value = await ReadAsync(read, key, async, cancellationToken).ConfigureAwait(false);
+        var entry = Keys(read.TenantId).Entry(key);
+        var fields = async ? await Bounded(_connection.GetDatabase().HashGetAsync(entry, PlainReadFields), cancellationToken).ConfigureAwait(false) : _connection.GetDatabase().HashGet(entry, PlainReadFields);
+        var value = Live(fields, read) switch
+        {
+            Liveness.Missing => RedisValue.Null,
+            Liveness.Live => fields[0],
+            _ => await RefreshingReadAsync(read, entry, async, cancellationToken).ConfigureAwait(false),
+        };
         return value.IsNull ? null : (byte[])value!;
     }
 
@@ -87,7 +96,7 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         RedisKey entry = names.Entry(key);
         var database = _connection.GetDatabase();
         var fields = async
-            ? await database.HashGetAsync(entry, PlainEntryFields).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false)
+            ? await Bounded(database.HashGetAsync(entry, PlainEntryFields), cancellationToken).ConfigureAwait(false)
             : database.HashGet(entry, PlainEntryFields);
         switch (Live(fields, read))
         {
@@ -135,7 +144,14 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     /// <inheritdoc />
     public async ValueTask<int?> GetIntoAsync(PgCacheRead read, string key, IBufferWriter<byte> destination, bool async, CancellationToken cancellationToken)
     {
-        var hit = await ReadAsync(read, key, async, cancellationToken).ConfigureAwait(false);
+        var entry = Keys(read.TenantId).Entry(key);
+        var fields = async ? await Bounded(_connection.GetDatabase().HashGetAsync(entry, PlainReadFields), cancellationToken).ConfigureAwait(false) : _connection.GetDatabase().HashGet(entry, PlainReadFields);
+        var hit = Live(fields, read) switch
+        {
+            Liveness.Missing => RedisValue.Null,
+            Liveness.Live => fields[0],
+            _ => await RefreshingReadAsync(read, entry, async, cancellationToken).ConfigureAwait(false),
+        };
         if (hit.IsNull)
         {
             return null;
@@ -146,35 +162,24 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         return value.Length;
     }
 
-    // One live entry's value, or null. The hot path is one plain HMGET (no script): a missing or expired entry is a
-    // miss, an entry without sliding expiration (or a sliding one whose refresh is not due yet) a hit, decided by Live.
-    // Only a sliding entry whose refresh is due runs the read script, which reads the entry again and extends it
-    // atomically, and whose answer is the one returned: at most once per refresh step per entry, so a read costs what
-    // Microsoft's RedisCache's HMGET costs.
-    private async ValueTask<RedisValue> ReadAsync(PgCacheRead read, string key, bool async, CancellationToken cancellationToken)
-    {
-        var names = Keys(read.TenantId);
-        RedisKey entry = names.Entry(key);
-        var database = _connection.GetDatabase();
-        var fields = async
-            ? await database.HashGetAsync(entry, PlainReadFields).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false)
-            : database.HashGet(entry, PlainReadFields);
-        switch (Live(fields, read))
-        {
-            case Liveness.Missing:
-                return RedisValue.Null;
-            case Liveness.Live:
-                return fields[0];
-        }
+    // A single-entry read is one plain HMGET (no script): a missing or expired entry is a miss, an entry without sliding
+    // expiration (or a sliding one whose refresh is not due yet) a hit, decided by Live. Only a sliding entry whose
+    // refresh is due runs the read script (below), which reads the entry again and extends it atomically, and whose
+    // answer is the one returned: at most once per refresh step per entry, so a read costs what Microsoft's RedisCache's
+    // HMGET costs.
+    private ValueTask<RedisValue> RefreshingReadAsync(PgCacheRead read, RedisKey entry, bool async, CancellationToken cancellationToken) => RunAsync(
+        RedisCacheScripts.Read,
+        [entry],
+        ReadArguments(Keys(read.TenantId), read),
+        static result => (RedisValue)((RedisResult[])result!)[0],
+        async,
+        cancellationToken);
 
-        return await RunAsync(
-            RedisCacheScripts.Read,
-            [entry],
-            ReadArguments(names, read),
-            static result => (RedisValue)((RedisResult[])result!)[0],
-            async,
-            cancellationToken).ConfigureAwait(false);
-    }
+    // An operation bounded by OperationTimeout and the caller's token. When the multiplexer's own async timeout is no
+    // longer than OperationTimeout and the token cannot be cancelled, the multiplexer already bounds it (its
+    // RedisTimeoutException is a TimeoutException, classified the same), and no timer is armed per operation.
+    private Task<T> Bounded<T>(Task<T> task, CancellationToken cancellationToken) =>
+        _multiplexerBoundsTimeout && !cancellationToken.CanBeCanceled ? task : task.WaitAsync(_timeout, cancellationToken);
 
     private enum Liveness
     {
@@ -293,7 +298,9 @@ public sealed class RedisCacheBackend : IPgCacheBackend
 
         var set = database.HashSetAsync(entry, fields);
         var expire = ttl is { } due ? database.KeyExpireAsync(entry, due) : database.KeyPersistAsync(entry);
-        await Task.WhenAll(set, expire).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+        // Redis answers in order: once the expiry's reply is in, so is the write's (or both failed with the connection).
+        await Bounded(expire, cancellationToken).ConfigureAwait(false);
+        await set.ConfigureAwait(false);
     }
 
     /// <inheritdoc />

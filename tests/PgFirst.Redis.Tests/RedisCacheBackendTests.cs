@@ -284,6 +284,54 @@ public class RedisCacheBackendTests(RedisServer server) : IAsyncLifetime
         Assert.Equal(["get:failsafe_miss", "get:failsafe_miss", "remove_many:error"], results);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ServerHangs_OperationTimeoutShorterThanTheMultiplexers_BoundsReadsAndWrites(bool cancellable)
+    {
+        // Whether or not the caller's token can be cancelled, OperationTimeout (1 s) bounds a plain read and a plain
+        // write when the multiplexer's own async timeout (5 s here) is longer: our timeout fires (a TimeoutException),
+        // not the multiplexer's (a RedisTimeoutException).
+        var (host, port) = server.Endpoint;
+        await using var proxy = new TcpProxy(host, port);
+        var configuration = server.ThroughProxy(proxy);
+        configuration.AsyncTimeout = 5000;
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var cache = Create(new PgCacheOptions { OperationTimeout = TimeSpan.FromSeconds(1) }, connection: connection);
+        await cache.SetAsync("k", [1], new DistributedCacheEntryOptions(), CancellationToken);
+        using var source = new CancellationTokenSource();
+        var token = cancellable ? source.Token : CancellationToken.None;
+        proxy.Stall();
+
+        var read = await Assert.ThrowsAsync<PgCacheException>(() => cache.GetAsync("k", token));
+        var write = await Assert.ThrowsAsync<PgCacheException>(() => cache.SetAsync("k", [2], new DistributedCacheEntryOptions(), token));
+
+        Assert.IsType<TimeoutException>(read.InnerException);
+        Assert.IsType<TimeoutException>(write.InnerException);
+        proxy.Resume();
+    }
+
+    [Fact]
+    public async Task ServerHangs_MultiplexerTimeoutNoLongerThanOperationTimeout_BoundsThePlainPath()
+    {
+        // With the multiplexer's async timeout (1 s) within OperationTimeout (5 s), no timer of ours is armed on the
+        // plain path: the multiplexer's timeout ends the read, classified as the same transient failure.
+        var (host, port) = server.Endpoint;
+        await using var proxy = new TcpProxy(host, port);
+        var configuration = server.ThroughProxy(proxy);
+        configuration.AsyncTimeout = 1000;
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var cache = Create(new PgCacheOptions { OperationTimeout = TimeSpan.FromSeconds(5), FailSafe = true }, connection: connection);
+        await cache.SetAsync("k", [1], new DistributedCacheEntryOptions(), CancellationToken);
+        proxy.Stall();
+
+        var write = await Assert.ThrowsAsync<PgCacheException>(() => cache.SetAsync("k", [2], new DistributedCacheEntryOptions(), CancellationToken.None));
+        Assert.Null(await cache.GetAsync("k", CancellationToken.None)); // fail-safe: a transient failure is a miss
+
+        Assert.IsType<RedisTimeoutException>(write.InnerException);
+        proxy.Resume();
+    }
+
     [Fact]
     public async Task GetAsync_Cancelled_ThrowsOperationCanceled()
     {

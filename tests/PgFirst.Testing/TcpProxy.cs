@@ -16,6 +16,7 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly List<TcpClient> _open = [];
     private readonly Task _acceptLoop;
     private volatile bool _up = true;
+    private volatile bool _stalled;
 
     public TcpProxy(string targetHost, int targetPort)
     {
@@ -43,6 +44,12 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     public void ComeBack() => _up = true;
+
+    /// <summary>Holds every byte in both directions while the connections stay open, as a server that hangs would.</summary>
+    public void Stall() => _stalled = true;
+
+    /// <summary>Lets the held bytes through again.</summary>
+    public void Resume() => _stalled = false;
 
     public async ValueTask DisposeAsync()
     {
@@ -96,8 +103,8 @@ public sealed class TcpProxy : IAsyncDisposable
                 _open.Add(server);
             }
 
-            var a = client.GetStream().CopyToAsync(server.GetStream(), _stop.Token);
-            var b = server.GetStream().CopyToAsync(client.GetStream(), _stop.Token);
+            var a = PumpAsync(client.GetStream(), server.GetStream());
+            var b = PumpAsync(server.GetStream(), client.GetStream());
             await Task.WhenAny(a, b);
         }
         catch (Exception)
@@ -108,6 +115,21 @@ public sealed class TcpProxy : IAsyncDisposable
         {
             client.Dispose();
             server.Dispose();
+        }
+    }
+
+    private async Task PumpAsync(NetworkStream from, NetworkStream to)
+    {
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
+        {
+            while (_stalled)
+            {
+                await Task.Delay(5, _stop.Token);
+            }
+
+            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
         }
     }
 }
