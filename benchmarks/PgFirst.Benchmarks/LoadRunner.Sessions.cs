@@ -83,7 +83,8 @@ internal static partial class LoadRunner
         Topology topology = Topology.Direct,
         PgSessionDurability durability = PgSessionDurability.Synchronous,
         string? schema = null,
-        TimeSpan? touchInterval = null)
+        TimeSpan? touchInterval = null,
+        bool nearCache = false)
     {
         var services = new ServiceCollection();
         services.AddLogging();
@@ -112,6 +113,7 @@ internal static partial class LoadRunner
             o.IdleTimeout = touchInterval is null ? TimeSpan.FromHours(2) : TimeSpan.FromHours(24);
             o.TouchInterval = touchInterval ?? TouchInterval;
             o.CommitDurability = durability;
+            o.NearCache.Enabled = nearCache;
             if (topology == Topology.Standby)
             {
                 o.ReadConsistency = PgReadConsistency.BoundedStaleness;
@@ -273,10 +275,11 @@ internal static partial class LoadRunner
             bool redis,
             bool modify,
             Topology topology = Topology.Direct,
-            PgSessionDurability durability = PgSessionDurability.Synchronous)
+            PgSessionDurability durability = PgSessionDurability.Synchronous,
+            bool nearCache = false)
         {
             await PrepareSessionsOnceAsync();
-            var (provider, dispose) = SessionServices(redis, topology, durability);
+            var (provider, dispose) = SessionServices(redis, topology, durability, nearCache: nearCache);
             var store = provider.GetRequiredService<ISessionStore>();
             if (topology != Topology.Standby)
             {

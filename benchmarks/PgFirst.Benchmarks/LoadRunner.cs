@@ -342,6 +342,7 @@ internal static partial class LoadRunner
         Load("session read-only request: raw prepared call of session_load", () => Step.RawSessionLoadFunctionAsync()),
         Load("session read-only request: PgSessions", () => Step.SessionRequestAsync(redis: false, modify: false)),
         Load("session read-only request: Redis twin", () => Step.SessionRequestAsync(redis: true, modify: false)),
+        Load($"session read-only request: {SessionNearCache}", () => Step.SessionRequestAsync(redis: false, modify: false, nearCache: true)),
         Load("session read-only request: stock DistributedSession + RedisCache", () => Step.StockSessionRequestAsync(modify: false)),
         Load($"session read-only request: PgSessions {ThroughPgBouncer}", () => Step.SessionRequestAsync(redis: false, modify: false, Topology.PgBouncer)),
         Load("session read-only request: PgSessions, loads on the standby (BoundedStaleness)", () => Step.SessionRequestAsync(redis: false, modify: false, Topology.Standby)),
@@ -387,6 +388,7 @@ internal static partial class LoadRunner
         new("rate-limit decision ≥ 85 % of the raw prepared upsert call", "rate limit, 1,000 partitions", "PgRateLimit", "raw prepared call", [1, 8, 32], 0.85, TargetKind.ThroughputAtLeast),
         new("session read-only request ≤ 1.3 × a raw prepared single-row SELECT", "session read-only request", "PgSessions", "raw prepared SELECT", [1, 8], 1.3, TargetKind.CostAtMost),
         new("session read-only request ≥ 1.0 × the stock DistributedSession + RedisCache at 8 callers", "session read-only request", "PgSessions", "stock DistributedSession + RedisCache", [8], 1.0, TargetKind.ThroughputAtLeast),
+        new("session read-only request with the near cache ≥ 1.0 × the stock DistributedSession + RedisCache at 32 callers", "session read-only request", SessionNearCache, "stock DistributedSession + RedisCache", [32], 1.0, TargetKind.ThroughputAtLeast),
         new("session modifying request, asynchronous commit ≥ 0.5 × the stock DistributedSession + RedisCache at 8 callers", "session modifying request", AsynchronousCommit, "stock DistributedSession + RedisCache", [8], 0.5, TargetKind.ThroughputAtLeast),
         new(string.Create(CultureInfo.InvariantCulture, $"queue drain of {DrainJobs:N0} no-op jobs, 8 workers ≥ 50 % of a raw batch SKIP LOCKED drain"), "queue drain", "PgQueue", "raw batch SKIP LOCKED", [8], 0.5, TargetKind.ThroughputAtLeast),
         new("queue drain ≥ 85 % of its own SQL (raw lease claim + acknowledgement)", "queue drain", "PgQueue", "raw lease claim + acknowledgement", [8], 0.85, TargetKind.ThroughputAtLeast),
@@ -440,6 +442,7 @@ internal static partial class LoadRunner
         new("rate-limit decision, one hot partition", HotPartitionGroup, "PgRateLimit", "Redis twin"),
         new("session read-only request", "session read-only request", "PgSessions", "Redis twin"),
         new("session read-only request", "session read-only request", "PgSessions", "stock DistributedSession + RedisCache"),
+        new("the same with the near cache", "session read-only request", SessionNearCache, "stock DistributedSession + RedisCache", "The session near cache: a load served from memory for at most 1 s, dropped on every instance by NOTIFY on a write or revocation"),
         new("session modifying request", "session modifying request", "PgSessions", "Redis twin"),
         new("session modifying request", "session modifying request", "PgSessions", "stock DistributedSession + RedisCache"),
         new("the same, asynchronous commit", "session modifying request", AsynchronousCommit, "stock DistributedSession + RedisCache", "Asynchronous commit: the write does not wait for the WAL flush"),
@@ -559,6 +562,9 @@ internal static partial class LoadRunner
 
     // The cache on a LOGGED table, the only kind a standby can read: its own schema, the same keys.
     private static string LoggedSchema => Schema + "_logged";
+
+    // The session near cache's variant, its default settings (MaxStaleness 1 s).
+    private const string SessionNearCache = "PgSessions, near cache";
 
     // The variant name of Microsoft's RedisCache in the 1 KiB groups, and its keys' prefix.
     private const string StockRedisCache = "stock RedisCache";

@@ -91,4 +91,49 @@ public sealed class PgSessionOptions
     /// <summary>Gets or sets the largest replay lag of a replica that session loads may read from.</summary>
     /// <value>The default is 1 second. Must be positive.</value>
     public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Gets the near cache: session loads served from this instance's memory while nothing changed, so a read-only
+    /// request costs no round trip. Off by default.
+    /// </summary>
+    public PgSessionNearCacheOptions NearCache { get; } = new();
+}
+
+/// <summary>
+/// The session near cache (<see cref="PgSessionOptions.NearCache"/>): a loaded session is kept in memory and served
+/// again without a round trip for at most <see cref="MaxStaleness"/>, unless a write or a revocation on any instance
+/// with the near cache on drops it first, through LISTEN/NOTIFY (typically within tens of milliseconds).
+/// </summary>
+/// <remarks>
+/// <para>
+/// The bound: a session revoked, ended or changed on another instance can still be served from this instance's memory
+/// for at most <see cref="MaxStaleness"/> after this instance loaded it, whatever happens to the notifications (a lost
+/// listen connection, an instance that wrote without the near cache, a crash between commit and notify). While the
+/// listen connection is down nothing is served from memory. This instance's own writes and revocations take effect
+/// here at once. A copy is served only while its idle and absolute expiry have not passed and no touch is due, so
+/// idle timeouts slide exactly as without it.
+/// </para>
+/// <para>
+/// PostgreSQL only: it listens on one connection (<c>PgFirst:ListenConnectionString</c> behind a transaction pooler).
+/// </para>
+/// </remarks>
+public sealed class PgSessionNearCacheOptions
+{
+    /// <summary>The shortest <see cref="MaxStaleness"/> accepted.</summary>
+    public static readonly TimeSpan MinStaleness = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The longest <see cref="MaxStaleness"/> accepted.</summary>
+    public static readonly TimeSpan MaxStalenessLimit = TimeSpan.FromMinutes(5);
+
+    /// <summary>Gets or sets a value indicating whether session loads are served from memory.</summary>
+    /// <value>The default is <see langword="false"/>.</value>
+    public bool Enabled { get; set; }
+
+    /// <summary>Gets or sets how long a loaded session may be served from memory at most: the revocation bound.</summary>
+    /// <value>The default is 5 seconds. Must be between 100 milliseconds and 5 minutes.</value>
+    public TimeSpan MaxStaleness { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Gets or sets how many sessions the near cache holds at most; a load past it is not kept.</summary>
+    /// <value>The default is 100,000. Must be between 1 and 10,000,000.</value>
+    public int MaxEntries { get; set; } = 100_000;
 }

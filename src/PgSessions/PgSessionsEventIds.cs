@@ -28,4 +28,10 @@ public static class PgSessionsEventIds
 
     /// <summary>A request carried a session cookie whose session is unknown, expired or revoked; a fresh session starts.</summary>
     public const int UnknownSession = 2008;
+
+    /// <summary>The near cache lost its listen connection: it serves nothing from memory until it listens again.</summary>
+    public const int NearCacheListenerLost = 2009;
+
+    /// <summary>The near cache could not tell the other instances of a write; their copies end by their lifetime.</summary>
+    public const int NearCacheNotifyFailed = 2010;
 }

@@ -137,11 +137,26 @@ public static class PgSessionsServiceCollectionExtensions
             }
 
             var options = sp.GetRequiredService<IOptions<PgSessionOptions>>().Value;
-            return new PostgresSessionBackend(
-                sp.GetRequiredNpgsqlDataSource(first.DataSourceKey),
+            var dataSource = sp.GetRequiredNpgsqlDataSource(first.DataSourceKey);
+            var store = new PostgresSessionBackend(
+                dataSource,
                 first,
                 sp.GetPgReplicaReads("pgsessions", options.ReadConsistency, options.MaxReplicaLag),
                 options.CommitDurability);
+            if (!options.NearCache.Enabled)
+            {
+                return store;
+            }
+
+            var near = new NearCachedSessionBackend(
+                store,
+                options.NearCache,
+                dataSource,
+                first,
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetService<ILoggerFactory>()?.CreateLogger<PgSessionStore>() ?? NullLogger<PgSessionStore>.Instance);
+            near.Start();
+            return near;
         });
         services.TryAddSingleton(sp => new PgSessionsMetrics(
             sp.GetService<IMeterFactory>(),

@@ -58,6 +58,22 @@ internal sealed class PgSessionOptionsValidator(IOptions<PgFirstOptions> first) 
             failures.Add($"PgSessions:MaxReplicaLag {options.MaxReplicaLag} must be positive.");
         }
 
+        var near = options.NearCache;
+        if (near.MaxStaleness < PgSessionNearCacheOptions.MinStaleness || near.MaxStaleness > PgSessionNearCacheOptions.MaxStalenessLimit)
+        {
+            failures.Add($"PgSessions:NearCache:MaxStaleness {near.MaxStaleness} must be between {PgSessionNearCacheOptions.MinStaleness} and {PgSessionNearCacheOptions.MaxStalenessLimit}.");
+        }
+
+        if (near.MaxEntries is < 1 or > 10_000_000)
+        {
+            failures.Add($"PgSessions:NearCache:MaxEntries {near.MaxEntries} must be between 1 and 10000000.");
+        }
+
+        if (near.Enabled && first.Value.GetBackend(PgFirstModule.Sessions) != PgFirstBackend.PostgreSql)
+        {
+            failures.Add("PgSessions:NearCache:Enabled is true, but sessions run on Redis: the session near cache listens on PostgreSQL (LISTEN/NOTIFY) only.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }
