@@ -47,6 +47,9 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     private static readonly RedisValue[] PlainReadFields = ["value", "e", "s", "a"];
     private static readonly RedisValue[] PlainEntryFields = ["value", "e", "s", "a", "t"];
 
+    // How late StackExchange.Redis may notice its own async timeout: it checks on its once-a-second heartbeat.
+    private static readonly TimeSpan MultiplexerTimeoutSlack = TimeSpan.FromSeconds(1);
+
     // How many keys one SCAN step of a tenant's removal asks for.
     private const int ScanPageSize = 1000;
 
@@ -69,7 +72,9 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         _connection = connection;
         _keyPrefix = redisOptions.KeyPrefix;
         _timeout = options.OperationTimeout;
-        _multiplexerBoundsTimeout = TimeSpan.FromMilliseconds(ConfigurationOptions.Parse(connection.Configuration).AsyncTimeout) <= _timeout;
+        // StackExchange.Redis checks its async timeout on its heartbeat (every second), so it may fire up to a second
+        // late: only an async timeout a second shorter than ours bounds an operation within OperationTimeout.
+        _multiplexerBoundsTimeout = TimeSpan.FromMilliseconds(ConfigurationOptions.Parse(connection.Configuration).AsyncTimeout) + MultiplexerTimeoutSlack <= _timeout;
     }
 
     /// <inheritdoc />
@@ -175,10 +180,13 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         async,
         cancellationToken);
 
-    // An operation bounded by OperationTimeout and the caller's token. When the multiplexer's own async timeout is no
-    // longer than OperationTimeout and the token cannot be cancelled, the multiplexer already bounds it (its
+    // An operation bounded by OperationTimeout and the caller's token. When the multiplexer's own async timeout (plus
+    // its heartbeat's second) is no longer than OperationTimeout and the token cannot be cancelled, the multiplexer already bounds it (its
     // RedisTimeoutException is a TimeoutException, classified the same), and no timer is armed per operation.
     private Task<T> Bounded<T>(Task<T> task, CancellationToken cancellationToken) =>
+        _multiplexerBoundsTimeout && !cancellationToken.CanBeCanceled ? task : task.WaitAsync(_timeout, cancellationToken);
+
+    private Task Bounded(Task task, CancellationToken cancellationToken) =>
         _multiplexerBoundsTimeout && !cancellationToken.CanBeCanceled ? task : task.WaitAsync(_timeout, cancellationToken);
 
     private enum Liveness
@@ -263,7 +271,9 @@ public sealed class RedisCacheBackend : IPgCacheBackend
     }
 
     // An untagged write without a near-cache invalidation: every field of the hash (t empty) and its backstop TTL, two
-    // plain commands pipelined, as RedisCache writes. Nothing else needs to change together with it: no tag set gains
+    // plain commands pipelined, as RedisCache writes. Not atomic: a concurrent write of the same key may leave one
+    // write's fields with the other's backstop TTL, so Redis may free the entry early or keep it past its expiry; a
+    // read still decides by the e field, so it is never served past its expiry. Nothing else needs to change together with it: no tag set gains
     // a member, and the tag sets of the value it replaces may keep a member that no longer carries their tag, which a
     // removal by tag checks for (the entry's t field) and the next write of that tag prunes.
     private async ValueTask PlainSetAsync(RedisKey entry, RedisValue value, PgCacheWrite write, bool async, CancellationToken cancellationToken)
@@ -298,9 +308,7 @@ public sealed class RedisCacheBackend : IPgCacheBackend
 
         var set = database.HashSetAsync(entry, fields);
         var expire = ttl is { } due ? database.KeyExpireAsync(entry, due) : database.KeyPersistAsync(entry);
-        // Redis answers in order: once the expiry's reply is in, so is the write's (or both failed with the connection).
-        await Bounded(expire, cancellationToken).ConfigureAwait(false);
-        await set.ConfigureAwait(false);
+        await Bounded(Task.WhenAll(set, expire), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -351,17 +359,23 @@ public sealed class RedisCacheBackend : IPgCacheBackend
         // Every entry and tag set of the tenant, found by its prefix: SCAN returns every key that exists from the
         // start of the scan to its end, so every entry written before this call is removed; one written while it runs
         // may stay, as if written after it. The near-cache invalidation goes out once the last entry is gone.
+        // A removal that failed part-way has still removed some entries: the invalidation goes out either way.
         var names = Keys(tenantId);
         var database = _connection.GetDatabase();
-        var removed = await DeleteMatchingAsync(database, names.EntryPrefix, count: true, cancellationToken).ConfigureAwait(false);
-        await DeleteMatchingAsync(database, names.TagPrefix, count: false, cancellationToken).ConfigureAwait(false);
-        await database.KeyDeleteAsync(names.Index).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
-        if (invalidation is not null)
+        try
         {
-            await database.PublishAsync(RedisChannel.Literal(_keyPrefix + "pgcache:near"), invalidation).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+            var removed = await DeleteMatchingAsync(database, names.EntryPrefix, count: true, cancellationToken).ConfigureAwait(false);
+            await DeleteMatchingAsync(database, names.TagPrefix, count: false, cancellationToken).ConfigureAwait(false);
+            await database.KeyDeleteAsync(names.Index).WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+            return removed;
         }
-
-        return removed;
+        finally
+        {
+            if (invalidation is not null)
+            {
+                await database.PublishAsync(RedisChannel.Literal(_keyPrefix + "pgcache:near"), invalidation).WaitAsync(_timeout, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
     }
 
     private async Task<long> DeleteMatchingAsync(IDatabase database, string prefix, bool count, CancellationToken cancellationToken)

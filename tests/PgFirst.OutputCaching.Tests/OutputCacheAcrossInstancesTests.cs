@@ -68,6 +68,10 @@ public sealed class OutputCacheAcrossInstancesTests(PostgresServer server) : IAs
         var b = await StartAsync(near: true);
         var nearB = NearCache(b);
 
+        // A near cache keeps copies only once its listener is proven current; until then every read goes to the store.
+        await NearCache(a).WaitUntilServingAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await nearB.WaitUntilServingAsync(Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+
         var first = await a.CreateClient().GetStringAsync("/catalog", Ct);
         Assert.Equal(first, await b.CreateClient().GetStringAsync("/catalog", Ct));
         Assert.Equal(1, Volatile.Read(ref _rendered));

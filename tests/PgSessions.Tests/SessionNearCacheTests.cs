@@ -153,6 +153,43 @@ public sealed class SessionNearCacheTests(PostgresServer server) : IAsyncLifetim
         Assert.Equal("v2", await LoadAsync(a, record));
     }
 
+    [Fact]
+    public async Task Full_CopiesTooOldToServe_AreSweptToMakeRoom()
+    {
+        var a = await InstanceAsync(TimeSpan.FromSeconds(2), maxEntries: 2);
+        var first = await InsertAsync(9, "1");
+        var second = await InsertAsync(10, "2");
+        var third = await InsertAsync(11, "3");
+        await LoadAsync(a, first);
+        await LoadAsync(a, second);
+        await LoadAsync(a, third);
+        Assert.Equal(2, a.Count); // full: the third is not kept
+
+        // Never looked up again, the first two would hold their places for ever and nothing new would be kept.
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal("3", await LoadAsync(a, third));
+        Assert.Equal(1, a.Count);
+        await DeleteBehindTheBackAsync(third);
+        Assert.Equal("3", await LoadAsync(a, third)); // kept now: served from memory
+    }
+
+    [Fact]
+    public void NearCacheWithReplicaReads_FailsAtStartup()
+    {
+        var services = new ServiceCollection();
+        services.AddPgFirst(o => o.Replicas.ConnectionString = "Host=standby");
+        services.AddPgSessions(o =>
+        {
+            o.NearCache.Enabled = true;
+            o.ReadConsistency = PgReadConsistency.BoundedStaleness;
+        });
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<PgSessionOptions>>().Value);
+
+        Assert.Contains("its loads must read the primary (Strong)", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("00:00:00.050", 10, "PgSessions:NearCache:MaxStaleness")]
     [InlineData("00:10:00", 10, "PgSessions:NearCache:MaxStaleness")]
@@ -187,11 +224,11 @@ public sealed class SessionNearCacheTests(PostgresServer server) : IAsyncLifetim
         Assert.Contains("the session near cache listens on PostgreSQL", error.Message, StringComparison.Ordinal);
     }
 
-    private async Task<NearCachedSessionBackend> InstanceAsync(TimeSpan maxStaleness, IPgSessionBackend? inner = null)
+    private async Task<NearCachedSessionBackend> InstanceAsync(TimeSpan maxStaleness, IPgSessionBackend? inner = null, int maxEntries = 100_000)
     {
         var instance = new NearCachedSessionBackend(
             inner ?? new PostgresSessionBackend(_schema.DataSource, _schema.Options),
-            new PgSessionNearCacheOptions { Enabled = true, MaxStaleness = maxStaleness },
+            new PgSessionNearCacheOptions { Enabled = true, MaxStaleness = maxStaleness, MaxEntries = maxEntries },
             _schema.DataSource,
             _schema.Options,
             _time,

@@ -24,8 +24,9 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
 {
     private const int StripeCount = 1024;
 
-    // Longer user ids do not fit in one notification (8,000 bytes with the rest): such a revocation drops every copy.
-    private const int MaxNotifiedUserIdLength = 4000;
+    // Longer user ids (in UTF-8) do not fit in one notification (8,000 bytes with the rest): such a revocation drops
+    // every copy on every instance instead.
+    private const int MaxNotifiedUserIdBytes = 4000;
 
     private readonly IPgSessionBackend _inner;
     private readonly PgSessionNearCacheOptions _options;
@@ -36,6 +37,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
     private readonly ConcurrentDictionary<NearKey, NearEntry> _entries = new(NearKeyComparer.Instance);
     private readonly long[] _stripes = new long[StripeCount];
     private long _revocations;
+    private int _count;
     private volatile bool _listening;
     private int _started;
 
@@ -72,6 +74,9 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
 
     /// <summary>Gets how many sessions are held.</summary>
     public int Count => _entries.Count;
+
+    /// <summary>Gets how many sessions are held at most.</summary>
+    public int MaxEntries => _options.MaxEntries;
 
     // NOTIFY channels are per database: the schema is in the name, so stores on other schemas never hear these.
     internal static string ChannelFor(string schemaName) =>
@@ -169,7 +174,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
         {
             // The kept session is dropped too: one more load, and one rule for every revocation.
             DropUser(tenantId, userId);
-            Notify(userId.Length <= MaxNotifiedUserIdLength ? $"u|{tenantId}|{userId}" : "*");
+            Notify(System.Text.Encoding.UTF8.GetByteCount(userId) <= MaxNotifiedUserIdBytes ? $"u|{tenantId}|{userId}" : "*");
         }
     }
 
@@ -181,23 +186,21 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
     public async ValueTask DisposeAsync()
     {
         _listening = false;
-        _entries.Clear();
+        Clear();
         await _listener.DisposeAsync().ConfigureAwait(false);
     }
 
     void IPgNotificationHandler.OnListening(int processId, bool reconnection)
     {
         // Whatever was written while nobody listened was not heard: start empty.
-        Interlocked.Increment(ref _revocations);
-        _entries.Clear();
+        Clear();
         _listening = true;
     }
 
     void IPgNotificationHandler.OnLost(Exception exception, TimeSpan retryIn)
     {
         _listening = false;
-        Interlocked.Increment(ref _revocations);
-        _entries.Clear();
+        Clear();
         LogListenerLost(exception, retryIn);
     }
 
@@ -224,8 +227,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
                 DropUser(tenant, user);
                 break;
             default:
-                Interlocked.Increment(ref _revocations);
-                _entries.Clear();
+                Clear();
                 break;
         }
     }
@@ -247,7 +249,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
         if (now - entry.LoadedAt >= _options.MaxStaleness || now >= record.ExpiresAt || now - record.LastSeenAt >= request.TouchInterval)
         {
             // Too old to trust, expired, or due for a touch (which the store must make): the store answers.
-            _entries.TryRemove(new KeyValuePair<NearKey, NearEntry>(entry.Key, entry));
+            Remove(new KeyValuePair<NearKey, NearEntry>(entry.Key, entry));
             return null;
         }
 
@@ -259,20 +261,76 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
 
     private void Offer(PgSessionLoadRequest request, PgSessionRecord? record, long stripe, long revocations, DateTimeOffset loadedAt)
     {
-        if (record is null || !_listening || _entries.Count >= _options.MaxEntries)
+        if (record is null || !_listening || Raced(record.KeyHash, stripe, revocations))
+        {
+            return;
+        }
+
+        if (Volatile.Read(ref _count) >= _options.MaxEntries && !Sweep(loadedAt))
         {
             return;
         }
 
         var key = new NearKey(request.TenantId, record.KeyHash);
-        _entries[key] = new NearEntry(key, record, loadedAt);
-
-        // Written after an invalidation that raced with this load: take it out again (the invalidation may already
-        // have run its removal before the copy went in).
-        if (Volatile.Read(ref _stripes[StripeOf(record.KeyHash)]) != stripe || Volatile.Read(ref _revocations) != revocations)
+        var entry = new NearEntry(key, record, loadedAt);
+        if (_entries.TryAdd(key, entry))
         {
-            _entries.TryRemove(key, out _);
+            Interlocked.Increment(ref _count);
         }
+        else
+        {
+            _entries[key] = entry;
+        }
+
+        // An invalidation that raced with this load may have run its removal before the copy went in: check again,
+        // after a full fence (the removal side reads the dictionary without a lock), and take the copy out.
+        Interlocked.MemoryBarrier();
+        if (Raced(record.KeyHash, stripe, revocations))
+        {
+            Remove(key);
+        }
+    }
+
+    private bool Raced(byte[] keyHash, long stripe, long revocations) =>
+        Volatile.Read(ref _stripes[StripeOf(keyHash)]) != stripe || Volatile.Read(ref _revocations) != revocations;
+
+    // Full: drop every copy too old to be served, and count again. Returns whether there is room now.
+    private bool Sweep(DateTimeOffset now)
+    {
+        foreach (var entry in _entries)
+        {
+            if (now - entry.Value.LoadedAt >= _options.MaxStaleness)
+            {
+                _entries.TryRemove(entry);
+            }
+        }
+
+        var count = _entries.Count;
+        Volatile.Write(ref _count, count);
+        return count < _options.MaxEntries;
+    }
+
+    private void Remove(NearKey key)
+    {
+        if (_entries.TryRemove(key, out _))
+        {
+            Interlocked.Decrement(ref _count);
+        }
+    }
+
+    private void Remove(KeyValuePair<NearKey, NearEntry> entry)
+    {
+        if (_entries.TryRemove(entry))
+        {
+            Interlocked.Decrement(ref _count);
+        }
+    }
+
+    private void Clear()
+    {
+        Interlocked.Increment(ref _revocations);
+        _entries.Clear();
+        Volatile.Write(ref _count, 0);
     }
 
     private void KeysWritten(PgSessionUpdate update)
@@ -289,7 +347,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
     private void Drop(NearKey key)
     {
         Interlocked.Increment(ref _stripes[StripeOf(key.KeyHash)]);
-        _entries.TryRemove(key, out _);
+        Remove(key);
     }
 
     private void DropSession(string tenantId, Guid sessionId)
@@ -299,7 +357,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
         {
             if (entry.Value.Record.SessionId == sessionId && string.Equals(entry.Key.TenantId, tenantId, StringComparison.Ordinal))
             {
-                _entries.TryRemove(entry);
+                Remove(entry);
             }
         }
     }
@@ -311,7 +369,7 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
         {
             if (string.Equals(entry.Value.Record.UserId, userId, StringComparison.Ordinal) && string.Equals(entry.Key.TenantId, tenantId, StringComparison.Ordinal))
             {
-                _entries.TryRemove(entry);
+                Remove(entry);
             }
         }
     }

@@ -69,6 +69,13 @@ internal sealed class PgSessionOptionsValidator(IOptions<PgFirstOptions> first) 
             failures.Add($"PgSessions:NearCache:MaxEntries {near.MaxEntries} must be between 1 and 10000000.");
         }
 
+        if (near.Enabled && options.ReadConsistency != PgReadConsistency.Strong)
+        {
+            // A load from a lagging standby right after a revocation's notification would be kept as fresh: the bound
+            // would become MaxReplicaLag + MaxStaleness, whatever the notification's speed.
+            failures.Add($"PgSessions:NearCache:Enabled is true with PgSessions:ReadConsistency {options.ReadConsistency}: the near cache keeps what a load returns, so its loads must read the primary (Strong).");
+        }
+
         if (near.Enabled && first.Value.GetBackend(PgFirstModule.Sessions) != PgFirstBackend.PostgreSql)
         {
             failures.Add("PgSessions:NearCache:Enabled is true, but sessions run on Redis: the session near cache listens on PostgreSQL (LISTEN/NOTIFY) only.");
