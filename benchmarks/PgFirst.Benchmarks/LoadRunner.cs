@@ -442,7 +442,7 @@ internal static partial class LoadRunner
         new("rate-limit decision, one hot partition", HotPartitionGroup, "PgRateLimit", "Redis twin"),
         new("session read-only request", "session read-only request", "PgSessions", "Redis twin"),
         new("session read-only request", "session read-only request", "PgSessions", "stock DistributedSession + RedisCache"),
-        new("the same with the near cache", "session read-only request", SessionNearCache, "stock DistributedSession + RedisCache", "The session near cache: a load served from memory for at most 1 s, dropped on every instance by NOTIFY on a write or revocation"),
+        new("the same with the near cache", "session read-only request", SessionNearCache, "stock DistributedSession + RedisCache", "The session near cache: a load served from memory for at most MaxStaleness (5 s), dropped on every instance by NOTIFY on a write or revocation"),
         new("session modifying request", "session modifying request", "PgSessions", "Redis twin"),
         new("session modifying request", "session modifying request", "PgSessions", "stock DistributedSession + RedisCache"),
         new("the same, asynchronous commit", "session modifying request", AsynchronousCommit, "stock DistributedSession + RedisCache", "Asynchronous commit: the write does not wait for the WAL flush"),
@@ -563,7 +563,7 @@ internal static partial class LoadRunner
     // The cache on a LOGGED table, the only kind a standby can read: its own schema, the same keys.
     private static string LoggedSchema => Schema + "_logged";
 
-    // The session near cache's variant, its default settings (MaxStaleness 1 s).
+    // The session near cache's variant, on its default settings (MaxStaleness 5 s).
     private const string SessionNearCache = "PgSessions, near cache";
 
     // The variant name of Microsoft's RedisCache in the 1 KiB groups, and its keys' prefix.
@@ -780,11 +780,59 @@ internal static partial class LoadRunner
                     {
                         for (var column = 0; column < reader.FieldCount; column++)
                         {
-                            _ = reader.IsDBNull(column) ? null : reader.GetValue(column);
+                            Consume(reader, column);
                         }
                     }
                 },
                 dataSource.DisposeAsync));
+        }
+
+        // Every column read as the modules read it: typed, without boxing. GetValue boxed each value, which cost the
+        // raw baseline client CPU the modules never spend, and let modules beat their own SQL at 8 and 32 callers.
+        private static void Consume(NpgsqlDataReader reader, int column)
+        {
+            if (reader.IsDBNull(column))
+            {
+                return;
+            }
+
+            var type = reader.GetFieldType(column);
+            if (type == typeof(byte[]))
+            {
+                _ = reader.GetFieldValue<byte[]>(column);
+            }
+            else if (type == typeof(string))
+            {
+                _ = reader.GetString(column);
+            }
+            else if (type == typeof(bool))
+            {
+                _ = reader.GetBoolean(column);
+            }
+            else if (type == typeof(int))
+            {
+                _ = reader.GetInt32(column);
+            }
+            else if (type == typeof(long))
+            {
+                _ = reader.GetInt64(column);
+            }
+            else if (type == typeof(DateTime))
+            {
+                _ = reader.GetDateTime(column);
+            }
+            else if (type == typeof(TimeSpan))
+            {
+                _ = reader.GetFieldValue<TimeSpan>(column);
+            }
+            else if (type == typeof(Guid))
+            {
+                _ = reader.GetGuid(column);
+            }
+            else
+            {
+                _ = reader.GetValue(column);
+            }
         }
 
         private static string Partition(long i) => "user:" + (i % 1000).ToString(CultureInfo.InvariantCulture);
