@@ -75,14 +75,11 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
     /// <summary>Gets how many sessions are held.</summary>
     public int Count => _entries.Count;
 
-    /// <summary>Gets how many sessions are held at most.</summary>
-    public int MaxEntries => _options.MaxEntries;
-
     // NOTIFY channels are per database: the schema is in the name, so stores on other schemas never hear these.
     internal static string ChannelFor(string schemaName) =>
         "pgsessions_" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(schemaName)))[..16];
 
-    /// <summary>Starts listening (the host's start-up, or the first load); a second call does nothing.</summary>
+    /// <summary>Starts listening (its DI registration calls it); a second call does nothing. Until it listens, every load goes to the store.</summary>
     public void Start()
     {
         if (Interlocked.Exchange(ref _started, 1) == 0)
@@ -234,11 +231,6 @@ internal sealed partial class NearCachedSessionBackend : IPgSessionBackend, IPgN
 
     private PgSessionRecord? Find(PgSessionLoadRequest request)
     {
-        if (Volatile.Read(ref _started) == 0)
-        {
-            Start();
-        }
-
         if (!_listening || !_entries.TryGetValue(new NearKey(request.TenantId, request.KeyHash), out var entry))
         {
             return null;
